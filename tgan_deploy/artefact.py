@@ -1,0 +1,79 @@
+"""The artefact contract between export and runtime: what an exported model carries about itself.
+
+An export directory holds `generator.onnx` (and optionally `generator.fp16.onnx`, TensorRT `*.plan`
+engines) plus `model.json`. The same metadata is stored in each ONNX file's `metadata_props`, one
+entry per field, JSON-encoded, so a lone `.onnx` file still describes itself.
+
+Tensors: input `z` float32 [batch, latent_dim]; output `image` float32 [batch, C, H, W] in [-1, 1]
+(or uint8 [batch, C, H, W] in [0, 255] with `output_dtype="uint8"`); a 2-D toy model outputs
+`points` float32 [batch, 2].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from tgan_deploy.errors import TganError
+
+ARTEFACT_FORMAT = "tgan-deploy-artefact/1"
+MODEL_JSON = "model.json"
+INPUT_NAME = "z"
+IMAGE_OUTPUT = "image"
+POINTS_OUTPUT = "points"
+
+
+@dataclasses.dataclass
+class ArtefactMetadata:
+    kind: str  # "image" or "points" (2-D toy data)
+    latent_dim: int
+    resolution: int | None  # None for "points"
+    channels: int | None
+    output_dtype: str = "float32"  # "float32" ([-1, 1]) or "uint8" ([0, 255])
+    latent_distribution: str = "normal"  # z ~ N(0, I); seeds map to z by runtime.latents
+    objective: str = ""
+    source_checkpoint_sha256: str = ""
+    package_version: str = ""
+    exported_at: str = ""
+    files: dict[str, str] = dataclasses.field(default_factory=dict)  # role -> file name in the export dir
+    format: str = ARTEFACT_FORMAT
+
+    @property
+    def output_name(self) -> str:
+        return POINTS_OUTPUT if self.kind == "points" else IMAGE_OUTPUT
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        return (0.0, 255.0) if self.output_dtype == "uint8" else (-1.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["output_range"] = list(self.output_range)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArtefactMetadata:
+        if data.get("format") != ARTEFACT_FORMAT:
+            raise TganError(
+                f"not a tgan-deploy artefact (format {data.get('format')!r}, expected {ARTEFACT_FORMAT!r}): "
+                "export it with `tgan-export`"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_onnx_props(self) -> dict[str, str]:
+        """`metadata_props` entries: one per field, JSON-encoded values."""
+        return {k: json.dumps(v) for k, v in self.to_dict().items()}
+
+    @classmethod
+    def from_onnx_props(cls, props: dict[str, str]) -> ArtefactMetadata:
+        return cls.from_dict({k: json.loads(v) for k, v in props.items() if k != "output_range"})
+
+    @classmethod
+    def read_json(cls, path: str | Path) -> ArtefactMetadata:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TganError(f"cannot read artefact metadata {path}: {exc}; re-run tgan-export") from exc

@@ -1,0 +1,228 @@
+"""One config for a run: dataclasses whose defaults are the reference's hyper-parameters.
+
+The defaults table is the dataclass definitions below; the CLI, config files and checkpoints all go
+through `TrainConfig.from_dict` / `apply_overrides`, so an unknown key fails the same way everywhere.
+Reference values: bojone/T-GANs via ../shared/docs/tgan-method.md §5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from tgan_deploy.errors import ConfigError
+
+IMAGE_RESOLUTIONS = (32, 64, 128, 256)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    arch: str = "dcgan"  # "dcgan": the reference conv nets (images); "mlp": 2-D toy data (PacGAN's MLPs)
+    resolution: int = 64  # 32 (CIFAR-size variant), 64, 128 or 256; ignored by "mlp"
+    channels: int = 3  # 3 (RGB) or 1 (grayscale)
+    latent_dim: int = 100  # z ~ N(0, I); reference: 100 (CelebA), 64 (CIFAR); PacGAN toy: 2
+    base_channels: int = 64  # width of the narrowest conv layer; 64 is the reference, smaller scales all layers
+    head_hidden: int = 512  # hidden units of the pair head D; reference: 512 (CelebA), 256 (CIFAR)
+    negative_slope: float = 0.3  # LeakyReLU slope in E and D; Keras' default, used by the reference
+    spectral_norm: str = "faithful"  # "faithful" (reference: 5 iterations from ones, every forward), "torch", "none"
+    layer_defaults: str = "keras"  # "keras": Glorot init, BN momentum 0.01 / eps 1e-3; "torch": PyTorch's
+    toy_hidden: int = 400  # MLP width for arch "mlp" (PacGAN: 400)
+    toy_depth: int = 4  # hidden layers of the toy generator (PacGAN: 4)
+
+
+@dataclasses.dataclass
+class ObjectiveConfig:
+    name: str = "t-sgan"  # see tgan_deploy.objectives.OBJECTIVES
+    pairing: str = "index"  # T-objectives: "index", "perm:K" (index + K fake permutations) or "all"
+    pair_impl: str = "auto"  # pair-score kernel: "auto", "ref", "cpu", "cuda"
+    gp_weight: float = 10.0  # WGAN-GP's lambda
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 64
+    critic_steps: int = 1  # per iteration; the reference does 1 critic step ...
+    generator_steps: int = 2  # ... then 2 generator steps
+    ema_decay: float = 0.999  # generator EMA; 0 disables it
+    amp: str = "none"  # "none" or "bf16" (autocast on GPU)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    source: str = "builtin:mnist5k"  # image folder, .npz file, or builtin:{mnist5k,digits,ring8,grid25}
+    workers: int = 0  # DataLoader worker processes
+    max_bad_fraction: float = 0.01  # unreadable images tolerated (skipped with a warning) before failing
+
+
+@dataclasses.dataclass
+class RunConfig:
+    out: str = "runs/default"
+    steps: int = 10_000  # iterations (one iteration = critic steps + generator steps)
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    deterministic: bool = False
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    on_divergence: str = "rollback"  # "rollback" (to last good checkpoint, lower lr) or "stop"
+    eval_every: int = 0  # 0: no metrics during training
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+    # -- conversions ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        cfg = cls()
+        _merge(cfg, data, prefix="")
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        try:
+            if path.suffix == ".json":
+                data = json.loads(text)
+            else:
+                import yaml  # the [train] extra; configs are a training concern
+
+                data = yaml.safe_load(text) or {}
+        except Exception as exc:
+            raise ConfigError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: "
+                              f"{str(exc).splitlines()[0]}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {path} must hold a mapping of sections (model:, optim:, ...)")
+        return cls.from_dict(data)
+
+    def apply_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
+        """Set dotted keys (`"optim.batch_size": 32`); values are converted to the field's type."""
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section_name, _, field_name = key.partition(".")
+            section = _child(self, section_name, "")
+            if not field_name or not dataclasses.is_dataclass(section):
+                raise ConfigError(f"override {key!r} must be section.field, e.g. optim.batch_size")
+            _set_field(section, field_name, value, prefix=section_name + ".")
+        self.validate()
+        return self
+
+    def dump(self, path: str | Path) -> None:
+        import yaml
+
+        from tgan_deploy.io import write_text_atomic
+
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    # -- checks --------------------------------------------------------------------------------
+    def validate(self) -> None:
+        m, o, opt = self.model, self.objective, self.optim
+        _choice("model.arch", m.arch, ("dcgan", "mlp"))
+        if m.arch == "dcgan":
+            if m.resolution not in IMAGE_RESOLUTIONS:
+                raise ConfigError(f"model.resolution {m.resolution} is not one the architecture can make: "
+                                  f"use one of {', '.join(map(str, IMAGE_RESOLUTIONS))}")
+            _choice("model.channels", m.channels, (1, 3))
+        _choice("model.spectral_norm", m.spectral_norm, ("faithful", "torch", "none"))
+        _choice("model.layer_defaults", m.layer_defaults, ("keras", "torch"))
+        _choice("objective.pair_impl", o.pair_impl, ("auto", "ref", "cpu", "cuda"))
+        _choice("optim.amp", opt.amp, ("none", "bf16"))
+        _choice("run.device", self.run.device, ("auto", "cpu", "cuda"))
+        _choice("run.on_divergence", self.run.on_divergence, ("rollback", "stop"))
+        parse_pairing(o.pairing)
+        for name, value in [("model.latent_dim", m.latent_dim), ("model.base_channels", m.base_channels),
+                            ("model.head_hidden", m.head_hidden), ("optim.batch_size", opt.batch_size),
+                            ("optim.critic_steps", opt.critic_steps),
+                            ("optim.generator_steps", opt.generator_steps), ("run.steps", self.run.steps)]:
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        # Lazy import: objectives need torch, config must not.
+        from importlib import import_module
+
+        try:
+            names = import_module("tgan_deploy.objectives").OBJECTIVES
+        except ImportError:
+            return
+        if o.name not in names:
+            raise ConfigError(f"unknown objective {o.name!r}{_suggest(o.name, names)}; "
+                              f"choose from {', '.join(names)}")
+
+
+def parse_pairing(spec: str) -> tuple[str, int]:
+    """"index" -> ("index", 0); "perm:K" -> ("perm", K); "all" -> ("all", 0)."""
+    if spec in ("index", "all"):
+        return spec, 0
+    kind, _, k = spec.partition(":")
+    if kind == "perm" and k.isdigit() and int(k) > 0:
+        return "perm", int(k)
+    raise ConfigError(f"pairing {spec!r} is not valid: use index, all, or perm:K with K >= 1")
+
+
+def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} = {value!r} is not valid{_suggest(str(value), map(str, allowed))}; "
+                          f"choose from {', '.join(map(str, allowed))}")
+
+
+def _suggest(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _child(obj: Any, name: str, prefix: str) -> Any:
+    names = [f.name for f in dataclasses.fields(obj)]
+    if name not in names:
+        raise ConfigError(f"unknown config key {prefix + name!r}{_suggest(name, names)}")
+    return getattr(obj, name)
+
+
+def _merge(obj: Any, data: dict[str, Any], prefix: str) -> None:
+    for key, value in data.items():
+        current = _child(obj, key, prefix)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {prefix + key!r} must be a mapping")
+            _merge(current, value, prefix + key + ".")
+        else:
+            _set_field(obj, key, value, prefix)
+
+
+def _set_field(obj: Any, name: str, value: Any, prefix: str) -> None:
+    _child(obj, name, prefix)
+    kind = get_type_hints(type(obj))[name]
+    try:
+        if kind is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            value = value.lower() in ("true", "1", "yes")
+        elif kind in (int, float, str) and not isinstance(value, bool):
+            value = kind(value)
+            if kind is float and isinstance(value, float) and value != value:
+                raise ValueError("nan")
+        elif kind in (int, float) and isinstance(value, bool):
+            raise ValueError(value)
+    except ValueError as exc:
+        raise ConfigError(f"config key {prefix + name!r}: {value!r} is not a valid {kind.__name__}") from exc
+    setattr(obj, name, value)

@@ -1,0 +1,5 @@
+"""tgan_deploy.metrics (needs the [train] extra: torch)."""
+
+from tgan_deploy._extras import require
+
+require("torch", "tgan_deploy.metrics")
