@@ -1,0 +1,124 @@
+"""The checkpoint contract: one loader that export, runtime and `--resume` all read through.
+
+A checkpoint is one file, `torch.save` of a dict of tensors and plain Python values only:
+
+    format         "tgan-deploy-checkpoint/1"
+    config         TrainConfig.to_dict(): enough to rebuild every model without the trainer
+    step           iterations completed
+    generator      G's state_dict;  generator_ema: the EMA copy's (or absent)
+    critic         E + D state_dict (absent in generator-only exports)
+    optim_g, optim_d, rng, metrics ...   trainer state, opaque here
+
+It is written atomically (temp + rename) and read with `torch.load(weights_only=True)`, which
+refuses arbitrary pickled objects. A run directory keeps its checkpoints in `RUN_DIR/checkpoints/`
+as `step-XXXXXXXX.pt` (newest = highest step) and `best.pt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tgan_deploy.config import TrainConfig
+from tgan_deploy.errors import CheckpointError, TganError
+from tgan_deploy.io import atomic_path
+
+CHECKPOINT_FORMAT = "tgan-deploy-checkpoint/1"
+CHECKPOINT_DIR = "checkpoints"
+STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+
+
+def step_file_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` (must hold "config" and "step") atomically; adds the format tag."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Step checkpoints of a run directory, oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = [(int(m.group(1)), p) for p in folder.glob("step-*.pt") if (m := STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory's newest step checkpoint."""
+    p = Path(path)
+    if p.is_dir():
+        found = list_checkpoints(p)
+        if not found:
+            raise CheckpointError(f"{p} holds no checkpoints ({CHECKPOINT_DIR}/step-*.pt): "
+                                  "train with tgan-train first, or pass a checkpoint file")
+        return found[-1]
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {p} does not exist: pass a run directory or a .pt file")
+    return p
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint file or run directory; never unpickles arbitrary objects."""
+    file = resolve_checkpoint(path)
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, forbidden pickled object ...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{file} is not a readable checkpoint ({reason[:160]}): "
+                              "it may be truncated or not a tgan-deploy checkpoint") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{file} is not a tgan-deploy checkpoint (no {CHECKPOINT_FORMAT!r} tag)")
+    if "config" not in state:
+        raise CheckpointError(f"{file} carries no config: it cannot be rebuilt")
+    try:
+        state["config_obj"] = TrainConfig.from_dict(state["config"])
+    except TganError as exc:
+        raise CheckpointError(f"{file} has an invalid config: {exc}") from exc
+    state["path"] = str(file)
+    return state
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_state_dict_checked(module: nn.Module, state_dict: dict[str, Any], what: str, file: str) -> None:
+    """load_state_dict with a one-line error when the architecture does not match."""
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{file}: {what} does not match the architecture in its config ({first[:160]})"
+                              ) from exc
+
+
+def load_generator(path: str | Path, weights: str = "ema",
+                   map_location: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """Rebuild the generator of a checkpoint in eval mode: (G, config, checkpoint dict).
+
+    `weights`: "ema" (the EMA copy, falling back to raw weights if the run kept none) or "raw".
+    """
+    from tgan_deploy.models import build_generator
+
+    if weights not in ("ema", "raw"):
+        raise TganError(f"weights must be 'ema' or 'raw', got {weights!r}")
+    state = load_checkpoint(path, map_location)
+    key = "generator_ema" if weights == "ema" and state.get("generator_ema") is not None else "generator"
+    if state.get(key) is None:
+        raise CheckpointError(f"{state['path']} holds no generator weights (a critic-only checkpoint?): "
+                              "export from a checkpoint written by tgan-train")
+    cfg: TrainConfig = state["config_obj"]
+    generator = build_generator(cfg.model)
+    load_state_dict_checked(generator, state[key], key, state["path"])
+    return generator.eval(), cfg, state
