@@ -38,6 +38,11 @@ class ArtefactMetadata:
     package_version: str = ""
     exported_at: str = ""
     files: dict[str, str] = dataclasses.field(default_factory=dict)  # role -> file name in the export dir
+    # Added by the exporter (informational; readers may ignore them):
+    weights: str = ""  # "ema" or "raw": which generator weights of the checkpoint were exported
+    source_step: int | None = None  # training step of the source checkpoint
+    opset: int | None = None  # ONNX opset of the exported graphs
+    batch_profile: list[int] = dataclasses.field(default_factory=list)  # [min, opt, max] batch of the engines
     format: str = ARTEFACT_FORMAT
 
     @property
