@@ -4,8 +4,8 @@ The converter is onnxconverter-common's `convert_float_to_float16` (keep_io_type
 in fp32 and clips constants to +-1e4). Which nodes stay fp32 is decided by measurement on calibration
 latents (`runtime.latents`, seeds 0..63), not by a fixed list:
 
-1. range check: run the fp32 graph with every intermediate float tensor exposed; a node whose output
-   magnitude exceeds FP16_SAFE_MAX (a quarter of fp16's max 65504, headroom for latents not seen here)
+1. range check: run the fp32 graph with every intermediate float tensor exposed; a node whose input or
+   output magnitude exceeds FP16_SAFE_MAX (a quarter of fp16's max 65504, headroom for latents not seen here)
    or that reads a constant beyond the converter's +-1e4 clip is kept in fp32;
 2. error check: convert, run the candidate, compare its output with fp32 (PSNR). While it misses the
    target, compare every shared intermediate tensor and keep in fp32 the node with the largest relative
@@ -60,13 +60,14 @@ def _name_nodes(model: onnx.ModelProto) -> None:
         seen.add(node.name)
 
 
-def _with_all_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+def with_all_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     """A copy whose graph outputs also include every intermediate float tensor (typed by shape inference)."""
     inferred = onnx.shape_inference.infer_shapes(model)
     existing = {o.name for o in inferred.graph.output}
+    produced = {name for node in inferred.graph.node for name in node.output}  # value_info may hold stale names
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
     extra = [v for v in inferred.graph.value_info
-             if v.type.tensor_type.elem_type in floats and v.name not in existing]
+             if v.type.tensor_type.elem_type in floats and v.name in produced and v.name not in existing]
     inferred.graph.output.extend(extra)
     return inferred, [o.name for o in inferred.graph.output]
 
@@ -74,7 +75,7 @@ def _with_all_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str
 def _run_all(model: onnx.ModelProto, z: np.ndarray) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
-    exposed, names = _with_all_outputs(model)
+    exposed, names = with_all_outputs(model)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     options.intra_op_num_threads = 2
@@ -96,10 +97,11 @@ def _range_blocks(model: onnx.ModelProto, acts: dict[str, np.ndarray]) -> dict[s
                      and np.abs(numpy_helper.to_array(init)).max(initial=0.0) > CONSTANT_CLIP}
     blocked: dict[str, str] = {}
     for node in model.graph.node:
-        peak = max((float(np.abs(acts[o]).max(initial=0.0)) for o in node.output if o in acts
-                    and np.issubdtype(acts[o].dtype, np.floating)), default=0.0)
+        # a node reading a tensor beyond fp16's range must stay fp32 too: its input would be cast to fp16 (inf)
+        peak = max((float(np.abs(acts[t]).max(initial=0.0)) for t in [*node.input, *node.output] if t in acts
+                    and np.issubdtype(acts[t].dtype, np.floating)), default=0.0)
         if peak > FP16_SAFE_MAX:
-            blocked[node.name] = f"output magnitude {peak:.3g} > {FP16_SAFE_MAX:.3g}"
+            blocked[node.name] = f"input/output magnitude {peak:.3g} > {FP16_SAFE_MAX:.3g}"
         elif big := sorted(set(node.input) & big_constants):
             blocked[node.name] = f"constant {big[0]} beyond the converter's +-{CONSTANT_CLIP:g} clip"
     return blocked

@@ -117,12 +117,24 @@ def batch_sizes(min_batch: int, max_batch: int, requested: Sequence[int] = DEFAU
     return inside or sorted({min_batch, max_batch})
 
 
-def onnxruntime_runner(path: Path, output_name: str) -> Runner:
+def onnxruntime_runner(path: Path, output_name: str, *, fp16_faithful: bool = False) -> Runner:
+    """A CPU session. `fp16_faithful` for fp16 graphs: ONNX Runtime's CPU provider computes fp16 nodes through
+    inserted casts and drops fp16->fp32->fp16 Cast pairs, which hides an fp16 overflow a GPU would hit.
+    Declaring every intermediate tensor a graph output (with graph optimisation off) keeps each one
+    materialised, i.e. rounded to fp16 as on a GPU (measured: a model whose activations exceed 65504 gives
+    NaN this way and passes silently without it)."""
+    import onnx
     import onnxruntime as ort
+
+    from tgan_deploy.export.fp16 import with_all_outputs
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model: str | bytes = str(path)
+    if fp16_faithful:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        model = with_all_outputs(onnx.load(str(path)))[0].SerializeToString()
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def run(z: np.ndarray) -> np.ndarray:
         return np.asarray(session.run([output_name], {"z": z})[0])
