@@ -41,9 +41,11 @@ from tgan_deploy.export.pipeline import ExportOptions, ParityFailed, run_export
 @click.option("--force", is_flag=True, help="Replace an existing --out (and Triton model folders of the same name).")
 @click.option("--opt-level", default=trt_mod.DEFAULT_OPT_LEVEL, show_default=True,
               help="TensorRT builder optimisation level 0..5 (higher: longer build, maybe faster engine).")
+@click.option("--parity-batches", default="1,7,64", show_default=True, callback=lambda _c, _p, v: _batches(v),
+              help="Comma-separated batch sizes of the parity check (capped by the batch range).")
 def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batch: int, opt_batch: int | None,
          max_batch: int, opset: int, output: str, weights: str, triton_repo: Path | None, check: bool, force: bool,
-         opt_level: int) -> None:
+         opt_level: int, parity_batches: tuple[int, ...]) -> None:
     """Export the generator of a checkpoint (or a run directory's newest one) and check it against PyTorch.
 
     Exit codes: 0 done; 1 parity failed (artefacts written for inspection); 2 bad input (nothing
@@ -52,7 +54,8 @@ def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batc
     """
     opts = ExportOptions(source=source, out=out, fp16=fp16, trt=trt, trt_rtx=trt_rtx, min_batch=min_batch,
                          opt_batch=opt_batch, max_batch=max_batch, opset=opset, output=output, weights=weights,
-                         triton_repo=triton_repo, check=check, force=force, opt_level=opt_level)
+                         triton_repo=triton_repo, check=check, force=force, opt_level=opt_level,
+                         parity_batches=parity_batches)
 
     def say(line: str) -> None:
         click.echo(line, err=True)
@@ -64,6 +67,13 @@ def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batc
         raise
     click.echo(report.markdown())
     click.echo(f"wrote {out}: model.json, {', '.join(sorted(meta.files.values()))}", err=True)
+
+
+def _batches(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of batch sizes, e.g. 1,7,64") from None
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class ExportOptions:
     check: bool = True
     force: bool = False
     opt_level: int = trt_mod.DEFAULT_OPT_LEVEL
+    parity_batches: tuple[int, ...] = parity_mod.DEFAULT_BATCHES  # capped by the batch range
 
     @property
     def batch_profile(self) -> tuple[int, int, int]:
@@ -76,6 +77,8 @@ def validate(opts: ExportOptions) -> None:
         raise TganError(f"--max-batch {hi} is below --min-batch {lo}: pass --max-batch >= --min-batch")
     if not lo <= opt <= hi:
         raise TganError(f"--opt-batch {opt} is outside [--min-batch {lo}, --max-batch {hi}]: pick a batch inside")
+    if not opts.parity_batches or min(opts.parity_batches) < 1:
+        raise TganError(f"--parity-batches must be positive batch sizes, got {list(opts.parity_batches)}")
     if not 0 <= opts.opt_level <= MAX_OPT_LEVEL:
         raise TganError(f"--opt-level must be 0..{MAX_OPT_LEVEL} (TensorRT builder optimisation level), "
                         f"got {opts.opt_level}")
@@ -186,7 +189,7 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
             artefacts.append(parity_mod.Artefact(role, build.plan.name, precision, target, runner,
                                                  device="cuda" if runner else "cpu", note=note))
             say(f"  wrote {build.plan.name} ({build.size_bytes / 2**20:.1f} MiB, built in {build.seconds:.1f} s)")
-        batches = parity_mod.batch_sizes(opts.min_batch, opts.max_batch)
+        batches = parity_mod.batch_sizes(opts.min_batch, opts.max_batch, opts.parity_batches)
         say(f"  parity: PyTorch eager vs {len(artefacts)} artefact(s) at batch {', '.join(map(str, batches))}")
         report = parity_mod.run_parity(reference, artefacts, latent_dim=meta.latent_dim, batches=batches,
                                        output_dtype=output_dtype, kind=meta.kind)
