@@ -15,8 +15,6 @@ $(STAMP): pyproject.toml constraints.txt
 	# tensorrt-stubs declares a dependency on tensorrt itself, whose libraries come from NVIDIA's own
 	# index (unreachable here): the stubs alone are all mypy needs.
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
-	# ... and they lack PEP 561's py.typed: copy them to .typings/ (pyproject's mypy_path) so mypy uses them.
-	$(PY) scripts/copy_tensorrt_stubs.py
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -78,7 +78,7 @@ def test_mypy_checks_tensorrt_code_against_the_stubs(tmp_path: Path) -> None:
     .typings/ (pyproject's mypy_path, as `make typecheck` uses them) are really read. torch and numpy are
     skipped here to keep the test fast; `make typecheck` checks the real module with everything."""
     assert (REPO / ".typings" / "tensorrt" / "__init__.pyi").is_file(), \
-        "run `python scripts/copy_tensorrt_stubs.py` (make install does)"
+        "run `python scripts/prepare_trt_stubs.py` (make install does)"
     planted = tmp_path / "planted_tensorrt_misuse.py"
     planted.write_text(SOURCE.read_text().replace(
         "config.builder_optimization_level = opt_level",
