@@ -75,8 +75,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               "it may be truncated or not a tgan-deploy checkpoint") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{file} is not a tgan-deploy checkpoint (no {CHECKPOINT_FORMAT!r} tag)")
-    if "config" not in state:
-        raise CheckpointError(f"{file} carries no config: it cannot be rebuilt")
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{file} carries no config mapping: it cannot be rebuilt")
     try:
         state["config_obj"] = TrainConfig.from_dict(state["config"])
     except TganError as exc:
@@ -97,8 +97,10 @@ def load_state_dict_checked(module: nn.Module, state_dict: dict[str, Any], what:
     """load_state_dict with a one-line error when the architecture does not match."""
     try:
         module.load_state_dict(state_dict)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        # torch's message is "Error(s) in loading state_dict for X:" then one indented line per problem
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = " ".join(lines[:2]) if lines else type(exc).__name__
         raise CheckpointError(f"{file}: {what} does not match the architecture in its config ({first[:160]})"
                               ) from exc
 

@@ -158,6 +158,17 @@ class TrainConfig:
                             ("optim.generator_steps", opt.generator_steps), ("run.steps", self.run.steps)]:
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        for name, rate in [("optim.lr_g", opt.lr_g), ("optim.lr_d", opt.lr_d)]:
+            if not 0 < rate < float("inf"):
+                raise ConfigError(f"{name} must be a positive finite learning rate, got {rate}")
+        for name, fraction in [("optim.beta1", opt.beta1), ("optim.beta2", opt.beta2),
+                               ("optim.ema_decay", opt.ema_decay)]:
+            if not 0 <= fraction < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {fraction}")
+        for name, amount in [("objective.gp_weight", o.gp_weight), ("model.negative_slope", m.negative_slope),
+                             ("data.workers", float(self.data.workers))]:
+            if not 0 <= amount < float("inf"):
+                raise ConfigError(f"{name} must be >= 0, got {amount}")
         # Lazy import: objectives need torch, config must not.
         from importlib import import_module
 
@@ -217,12 +228,19 @@ def _set_field(obj: Any, name: str, value: Any, prefix: str) -> None:
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(value)
             value = value.lower() in ("true", "1", "yes")
-        elif kind in (int, float, str) and not isinstance(value, bool):
-            value = kind(value)
-            if kind is float and isinstance(value, float) and value != value:
-                raise ValueError("nan")
-        elif kind in (int, float) and isinstance(value, bool):
+        elif kind is bool and not isinstance(value, bool):
+            if value not in (0, 1) or not isinstance(value, int):
+                raise ValueError(value)
+            value = bool(value)
+        elif isinstance(value, bool) or not isinstance(value, str | int | float):
+            # YAML reads `no`/`off` as False and an empty value as None: neither is a number or a name.
             raise ValueError(value)
-    except ValueError as exc:
+        elif kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)  # int(32.7) would silently truncate
+        elif kind in (int, float, str):
+            value = kind(value)
+            if kind is float and value != value:
+                raise ValueError("nan")
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"config key {prefix + name!r}: {value!r} is not a valid {kind.__name__}") from exc
     setattr(obj, name, value)
