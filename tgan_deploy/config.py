@@ -224,14 +224,13 @@ def _set_field(obj: Any, name: str, value: Any, prefix: str) -> None:
     _child(obj, name, prefix)
     kind = get_type_hints(type(obj))[name]
     try:
-        if kind is bool and isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                value = value.lower() in ("true", "1", "yes")
+            elif isinstance(value, int) and value in (0, 1):  # bool is an int too
+                value = bool(value)
+            else:
                 raise ValueError(value)
-            value = value.lower() in ("true", "1", "yes")
-        elif kind is bool and not isinstance(value, bool):
-            if value not in (0, 1) or not isinstance(value, int):
-                raise ValueError(value)
-            value = bool(value)
         elif isinstance(value, bool) or not isinstance(value, str | int | float):
             # YAML reads `no`/`off` as False and an empty value as None: neither is a number or a name.
             raise ValueError(value)
