@@ -149,6 +149,8 @@ def test_run_dir_resolution(tmp_path: Path) -> None:
     assert step_file_name(3) == "step-00000003.pt"
     assert [p.name for p in list_checkpoints(run)] == ["step-2.pt", "step-00000003.pt", "step-9.pt", "step-10.pt"]
     assert resolve_checkpoint(run) == run / "checkpoints" / "step-10.pt"  # numerically highest, not lexically
+    assert resolve_checkpoint(run / "checkpoints") == run / "checkpoints" / "step-10.pt"
+    assert resolve_checkpoint(run / "checkpoints" / "step-9.pt") == run / "checkpoints" / "step-9.pt"
     assert load_checkpoint(run)["step"] == 10
 
 

@@ -51,9 +51,11 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory's newest step checkpoint."""
+    """A checkpoint file, or a run directory's (or its checkpoints/ folder's) newest step checkpoint."""
     p = Path(path)
     if p.is_dir():
+        if p.name == CHECKPOINT_DIR and not (p / CHECKPOINT_DIR).is_dir():
+            p = p.parent  # RUN_DIR/checkpoints given instead of RUN_DIR
         found = list_checkpoints(p)
         if not found:
             raise CheckpointError(f"{p} holds no checkpoints ({CHECKPOINT_DIR}/step-*.pt): "
