@@ -123,3 +123,25 @@ def test_parse_pairing() -> None:
     for bad in ("perm:", "perm:-1", "perm:x", "perm", "ALL", ""):
         with pytest.raises(ConfigError):
             parse_pairing(bad)
+
+
+def test_fields_other_parts_add_keep_round_tripping() -> None:
+    """Parts may add fields (an optional int, a list); from_dict must convert or pass them, not reject them."""
+    import dataclasses
+
+    from tgan_deploy.config import _set_field
+
+    @dataclasses.dataclass
+    class Section:
+        limit: int | None = None
+        names: list[str] = dataclasses.field(default_factory=list)
+
+    section = Section()
+    _set_field(section, "limit", None, "x.")
+    assert section.limit is None
+    _set_field(section, "limit", "12", "x.")
+    assert section.limit == 12
+    _set_field(section, "names", ["a", "b"], "x.")
+    assert section.names == ["a", "b"]
+    with pytest.raises(ConfigError, match=r"'x.limit': 1.5 is not a valid int \| None"):
+        _set_field(section, "limit", 1.5, "x.")

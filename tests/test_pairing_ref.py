@@ -177,3 +177,17 @@ def test_in_range_edges_are_accepted() -> None:
     a, c, b1, w2 = _args(3, 5)
     s_pos, _ = pair_scores(a, c, b1, w2, pairs=torch.tensor([[2, 4], [0, 0]]))
     assert s_pos.shape == (2,)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("pairs", ["index", "all"])
+def test_ref_on_cuda_matches_cpu(pairs: str) -> None:
+    inputs = make_inputs(16, 16, 32, with_b2=True, seed=5)
+    leaves = [t for t in inputs if t is not None]
+    cpu = pair_scores(*inputs, pairs=pairs, negative_slope=SLOPE, impl="ref")
+    cpu_grads = torch.autograd.grad(sum(s.sum() for s in cpu), leaves)
+    cuda_leaves = [t.detach().cuda().requires_grad_(True) for t in leaves]
+    gpu = pair_scores(*cuda_leaves, pairs=pairs, negative_slope=SLOPE, impl="ref")
+    gpu_grads = torch.autograd.grad(sum(s.sum() for s in gpu), cuda_leaves)
+    torch.testing.assert_close(tuple(s.cpu() for s in gpu), cpu, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(tuple(g.cpu() for g in gpu_grads), cpu_grads, rtol=1e-10, atol=1e-10)

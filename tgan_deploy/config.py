@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import json
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from tgan_deploy.errors import ConfigError
 
@@ -224,22 +224,35 @@ def _set_field(obj: Any, name: str, value: Any, prefix: str) -> None:
     _child(obj, name, prefix)
     kind = get_type_hints(type(obj))[name]
     try:
-        if kind is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                value = value.lower() in ("true", "1", "yes")
-            elif isinstance(value, int) and value in (0, 1):  # bool is an int too
-                value = bool(value)
-            else:
-                raise ValueError(value)
-        elif isinstance(value, bool) or not isinstance(value, str | int | float):
-            # YAML reads `no`/`off` as False and an empty value as None: neither is a number or a name.
-            raise ValueError(value)
-        elif kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)  # int(32.7) would silently truncate
-        elif kind in (int, float, str):
-            value = kind(value)
-            if kind is float and value != value:
-                raise ValueError("nan")
+        value = _convert(value, kind)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config key {prefix + name!r}: {value!r} is not a valid {kind.__name__}") from exc
+        what = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"config key {prefix + name!r}: {value!r} is not a valid {what}") from exc
     setattr(obj, name, value)
+
+
+def _convert(value: Any, kind: Any) -> Any:
+    """`value` as the field type `kind` (bool, int, float, str, or `X | None`); other types pass through."""
+    members = get_args(kind)
+    if type(None) in members:  # an optional field: None, or a value of its other type
+        if value is None:
+            return None
+        (inner,) = [m for m in members if m is not type(None)]
+        return _convert(value, inner)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):  # bool is an int too
+            return bool(value)
+        raise ValueError(value)
+    if kind not in (int, float, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        # YAML reads `no`/`off` as False and an empty value as None: neither is a number or a name.
+        raise ValueError(value)
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)  # int(32.7) would silently truncate
+    converted = kind(value)
+    if kind is float and converted != converted:
+        raise ValueError("nan")
+    return converted
