@@ -78,6 +78,9 @@ def load_folder(root: Path, model_cfg: ModelConfig, data_cfg: DataConfig) -> Tra
     key = _cache_key(root, files, shape)
     array_path, meta_path = cache / f"{key}.npy", cache / f"{key}.json"
     cached = _open_cached(array_path, meta_path, shape)
+    if cached is not None and cached[1]:
+        warnings.warn(f"skipped {cached[1]} unreadable file(s) under {root} (found when it was decoded into "
+                      f"the cache {array_path})", DataWarning, stacklevel=3)
     if cached is None:
         with atomic_path(array_path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), *shape))
@@ -115,9 +118,6 @@ def _open_cached(array_path: Path, meta_path: Path, shape: tuple[int, ...]) -> t
         return None
     if array.shape != (meta.get("count"), *shape) or array.dtype != np.uint8:
         return None
-    if meta["skipped"]:
-        warnings.warn(f"skipped {meta['skipped']} unreadable image(s) under {meta['source']} "
-                      f"(decoded earlier; cached in {array_path})", DataWarning, stacklevel=4)
     return array, int(meta["skipped"])
 
 
