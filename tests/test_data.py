@@ -106,13 +106,13 @@ def test_mixture_points_near_the_centres(tmp_path: Path, name: str) -> None:
 
 
 def test_arch_mismatch_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="set model.arch mlp"):
+    with pytest.raises(DataError, match=r"set model\.arch mlp"):
         load_dataset("builtin:ring8", image_cfg(), data_cfg(tmp_path))
-    with pytest.raises(DataError, match="set model.arch dcgan"):
+    with pytest.raises(DataError, match=r"set model\.arch dcgan"):
         load_dataset("builtin:mnist5k", ModelConfig(arch="mlp"), data_cfg(tmp_path))
     folder = tmp_path / "imgs"
     write_png(folder / "a.png")
-    with pytest.raises(DataError, match="set model.arch dcgan"):
+    with pytest.raises(DataError, match=r"set model\.arch dcgan"):
         load_dataset(str(folder), ModelConfig(arch="mlp"), data_cfg(tmp_path))
     assert not (tmp_path / "cache").exists()  # rejected before decoding anything
 
@@ -125,7 +125,7 @@ def test_unknown_sources_suggest_the_closest(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(str(tmp_path / "nope"), image_cfg(), data_cfg(tmp_path))
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(DataError, match="not an .npz"):
+    with pytest.raises(DataError, match=r"not an \.npz"):
         load_dataset(str(tmp_path / "x.txt"), image_cfg(), data_cfg(tmp_path))
 
 
@@ -212,7 +212,7 @@ def test_empty_folders_fail_clearly(tmp_path: Path) -> None:
         load_dataset(str(tmp_path / "empty"), image_cfg(), data_cfg(tmp_path))
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "readme.txt").write_text("x")
-    with pytest.raises(DataError, match="readme.txt"):
+    with pytest.raises(DataError, match=r"readme\.txt"):
         load_dataset(str(tmp_path / "docs"), image_cfg(), data_cfg(tmp_path))
 
 
@@ -262,7 +262,7 @@ def test_npz_resized_and_points(tmp_path: Path) -> None:
     np.savez(tmp_path / "pts.npz", points=pts)
     ds = load_dataset(str(tmp_path / "pts.npz"), ModelConfig(arch="mlp"), data_cfg(tmp_path))
     assert ds.kind == "points" and torch.allclose(ds[7], torch.tensor(pts[7], dtype=torch.float32))
-    with pytest.raises(DataError, match="set model.arch mlp"):
+    with pytest.raises(DataError, match=r"set model\.arch mlp"):
         load_dataset(str(tmp_path / "pts.npz"), image_cfg(), data_cfg(tmp_path))
 
 
@@ -310,7 +310,7 @@ def test_loader_epochs_are_seeded_permutations() -> None:
     assert stream.steps_per_epoch == 6  # drop_last: 48 of 50 items per epoch
     run = take(iter(stream), 18)
     for epoch in range(3):
-        seen = sum(run[epoch * 6:(epoch + 1) * 6], [])
+        seen = [i for batch in run[epoch * 6:(epoch + 1) * 6] for i in batch]
         assert len(set(seen)) == 48 and all(len(b) == 8 for b in run)
     assert run[:6] != run[6:12]  # reshuffled each epoch
     assert take(iter(make_loader(numbered(50), 8, seed=3)), 18) == run  # same seed, same batches
@@ -342,7 +342,7 @@ def test_distributed_ranks_get_disjoint_shards_covering_the_epoch() -> None:
     ranks = [make_loader(ds, 4, seed=5, distributed=True, rank=r, world_size=2) for r in range(2)]
     assert all(s.steps_per_epoch == 8 for s in ranks)
     for epoch_start in (0, 8):
-        shards = [set(sum(take(s.batches(epoch_start), 8), [])) for s in ranks]
+        shards = [{i for batch in take(s.batches(epoch_start), 8) for i in batch} for s in ranks]
         assert not shards[0] & shards[1] and shards[0] | shards[1] == set(range(64))
     # a resumed rank continues its own shard
     assert take(ranks[1].batches(10), 3) == take(ranks[1].batches(0), 13)[10:]
