@@ -111,7 +111,8 @@ def main() -> None:
     rows = [
         ("first load: decode + resize + write cache", f"{first:.2f} s ({result['first_load_images_per_s']:.0f} img/s)"),
         ("second load (cache hit, memory-mapped)", f"{1e3 * hit:.1f} ms"),
-        (f"one batch of {batch} from the cache (median of 200)", f"{result['batch_fetch_from_cache_median_ms']:.2f} ms"),
+        (f"one batch of {batch} from the cache (median of 200)",
+         f"{result['batch_fetch_from_cache_median_ms']:.2f} ms"),
         (f"decoding {batch} files per batch, JPEG draft on (median of 6)",
          f"{result['decode_batch_with_draft_median_ms']:.1f} ms"),
         (f"decoding {batch} files per batch, full decode (median of 6)",
