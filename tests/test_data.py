@@ -88,6 +88,8 @@ def test_digits(tmp_path: Path) -> None:
     ds = load_dataset("builtin:digits", image_cfg(32, 1), data_cfg(tmp_path))
     check_images(ds, 1797, 1, 32)
     assert np.array_equal(builtin_labels("digits"), labels)
+    odd = load_dataset("builtin:digits", image_cfg(48, 3), data_cfg(tmp_path))  # any size resizes; no crash
+    check_images(odd, 1797, 3, 48)
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25"])
@@ -159,6 +161,14 @@ def test_folder_recursive_mixed_formats(tmp_path: Path, channels: int) -> None:
     assert np.allclose(got, expected, atol=1.5)
     transparent = (batch[2] + 1) * 127.5  # sub/c.png: composited over white
     assert transparent.min() > 254
+
+
+def test_animated_gif_uses_the_first_frame(tmp_path: Path) -> None:
+    (tmp_path / "imgs").mkdir()
+    frames = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "imgs" / "anim.gif", save_all=True, append_images=frames[1:])
+    img = load_dataset(str(tmp_path / "imgs"), image_cfg(32, 3), data_cfg(tmp_path))[0]
+    assert img[0].min() > 0.95 and img[2].max() < -0.95  # red, not blue
 
 
 def test_resize_keeps_aspect_and_crops_the_centre(tmp_path: Path) -> None:
