@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -239,6 +240,9 @@ def test_folder_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     assert len(load_dataset(str(root), image_cfg(), data_cfg(tmp_path))) == 6  # a changed folder, a new entry
     in_ram = load_dataset(str(root), image_cfg(), DataConfig(cache_dir="none"))
     assert not isinstance(in_ram.array, np.memmap) and len(in_ram) == 6
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(DataError, match="cannot write the data cache .* set data.cache_dir"):
+        load_dataset(str(root), image_cfg(64), DataConfig(cache_dir=str(tmp_path / "a_file")))
     # spawned DataLoader workers receive the cache's file name, not a copy of the data
     clone = pickle.loads(pickle.dumps(first))
     assert isinstance(clone.array, np.memmap) and len(pickle.dumps(first)) < 2000
@@ -363,3 +367,38 @@ def test_loader_misuse() -> None:
         make_loader(numbered(5), 8, seed=0)
     with pytest.raises(DataError, match="process group"):
         make_loader(numbered(50), 8, seed=0, distributed=True)
+
+
+RANK_SCRIPT = """
+import json, sys
+import numpy as np, torch.distributed as dist
+from tgan_deploy.data import TrainingData, make_loader
+dist.init_process_group("gloo")
+ds = TrainingData(np.stack([np.arange(64), -np.arange(64)], axis=1).astype(np.float32), "points", "test")
+stream = make_loader(ds, 4, seed=5, distributed=True)  # rank and world size from the process group
+it = stream.batches(0)
+ids = [next(it)[:, 0].long().tolist() for _ in range(stream.steps_per_epoch)]
+with open(f"{sys.argv[1]}/rank{dist.get_rank()}.json", "w") as fh:
+    json.dump(ids, fh)
+dist.destroy_process_group()
+"""
+
+
+def test_torchrun_ranks_shard_like_explicit_ranks(tmp_path: Path) -> None:
+    (tmp_path / "rank.py").write_text(RANK_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(tmp_path / "rank.py"), str(tmp_path)], check=True, env=env, timeout=180,
+                   capture_output=True)
+    for rank in range(2):
+        got = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        explicit = make_loader(numbered(64), 4, seed=5, distributed=True, rank=rank, world_size=2)
+        assert got == take(explicit.batches(0), 8)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_batches_are_pinned_with_cuda() -> None:
+    batch = next(make_loader(numbered(64), 8, seed=0).batches(0))
+    assert batch.is_pinned()

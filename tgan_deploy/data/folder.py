@@ -82,24 +82,33 @@ def load_folder(root: Path, model_cfg: ModelConfig, data_cfg: DataConfig) -> Tra
         warnings.warn(f"skipped {cached[1]} unreadable file(s) under {root} (found when it was decoded into "
                       f"the cache {array_path})", DataWarning, stacklevel=3)
     if cached is None:
-        with atomic_path(array_path) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), *shape))
-            images, bad = _decode_all(files, shape, data_cfg, root, out)
-            out.flush()
-            if bad:  # replace the file by one that holds exactly the readable images
-                with atomic_path(tmp) as packed_path:
-                    packed = np.lib.format.open_memmap(packed_path, mode="w+", dtype=np.uint8, shape=images.shape)
-                    packed[:] = images
-                    packed.flush()
-                    del packed
-            del out, images
-        write_json_atomic(meta_path, {"source": str(root.resolve()), "count": len(files) - bad, "skipped": bad,
-                                      "shape": list(shape), "format": CACHE_FORMAT})
+        try:
+            _decode_into_cache(files, shape, data_cfg, root, array_path, meta_path)
+        except OSError as exc:  # unwritable cache folder, disk full
+            raise DataError(f"cannot write the data cache {array_path} ({exc.strerror or exc}): set data.cache_dir "
+                            f"to a writable folder, or to none to keep the decoded images in RAM") from exc
         cached = _open_cached(array_path, meta_path, shape)
         if cached is None:
             raise DataError(f"the data cache {array_path} could not be read back: set data.cache_dir none")
     array, skipped = cached
     return TrainingData(array, "image", str(root), skipped=skipped)
+
+
+def _decode_into_cache(files: list[Path], shape: tuple[int, ...], data_cfg: DataConfig, root: Path,
+                       array_path: Path, meta_path: Path) -> None:
+    with atomic_path(array_path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), *shape))
+        images, bad = _decode_all(files, shape, data_cfg, root, out)
+        out.flush()
+        if bad:  # replace the file by one that holds exactly the readable images
+            with atomic_path(tmp) as packed_path:
+                packed = np.lib.format.open_memmap(packed_path, mode="w+", dtype=np.uint8, shape=images.shape)
+                packed[:] = images
+                packed.flush()
+                del packed
+        del out, images
+    write_json_atomic(meta_path, {"source": str(root.resolve()), "count": len(files) - bad, "skipped": bad,
+                                  "shape": list(shape), "format": CACHE_FORMAT})
 
 
 def _cache_key(root: Path, files: list[Path], shape: tuple[int, ...]) -> str:
