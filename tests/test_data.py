@@ -241,7 +241,7 @@ def test_folder_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     in_ram = load_dataset(str(root), image_cfg(), DataConfig(cache_dir="none"))
     assert not isinstance(in_ram.array, np.memmap) and len(in_ram) == 6
     (tmp_path / "a_file").write_text("not a folder")
-    with pytest.raises(DataError, match="cannot write the data cache .* set data.cache_dir"):
+    with pytest.raises(DataError, match=r"cannot write the data cache .* set data\.cache_dir"):
         load_dataset(str(root), image_cfg(64), DataConfig(cache_dir=str(tmp_path / "a_file")))
     # spawned DataLoader workers receive the cache's file name, not a copy of the data
     clone = pickle.loads(pickle.dumps(first))
