@@ -299,9 +299,12 @@ def test_npz_never_unpickles(tmp_path: Path) -> None:
     np.savez(tmp_path / "obj.npz", images=np.array([{"x": 1}], dtype=object))
     with pytest.raises(DataError, match="cannot read"):
         load_dataset(str(tmp_path / "obj.npz"), image_cfg(), data_cfg(tmp_path))
-    (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="cannot read"):
-        load_dataset(str(tmp_path / "junk.npz"), image_cfg(), data_cfg(tmp_path))
+    np.savez(tmp_path / "whole.npz", images=np.zeros((50, 8, 8), np.uint8))
+    whole = (tmp_path / "whole.npz").read_bytes()
+    for name, content in [("junk", b"not a zip"), ("zip_header", b"PK\x03\x04"), ("cut", whole[:len(whole) // 2])]:
+        (tmp_path / f"{name}.npz").write_bytes(content)
+        with pytest.raises(DataError, match="cannot read"):
+            load_dataset(str(tmp_path / f"{name}.npz"), image_cfg(), data_cfg(tmp_path))
 
 
 # -- loader ----------------------------------------------------------------------------------------

@@ -39,6 +39,11 @@ class TrainingData(Dataset[torch.Tensor]):
     def item_shape(self) -> tuple[int, ...]:
         return tuple(self.array.shape[1:])
 
+    def __repr__(self) -> str:
+        what = "points" if self.kind == "points" else "images"
+        skipped = f", {self.skipped} unreadable file(s) skipped" if self.skipped else ""
+        return f"{self.source}: {len(self)} {what} of shape {list(self.item_shape)}{skipped}"
+
     def __len__(self) -> int:
         return int(self.array.shape[0])
 

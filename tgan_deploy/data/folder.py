@@ -135,7 +135,7 @@ def _decode_one(path: Path, shape: tuple[int, ...]) -> np.ndarray | str:
         with Image.open(path) as img:
             return prepare(img, shape[1], shape[0])
     except Exception as exc:  # any decoder failure means "unreadable": Pillow raises many types
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}".rstrip(": ")
 
 
 def _decode_all(files: list[Path], shape: tuple[int, ...], data_cfg: DataConfig, root: Path,
