@@ -7,9 +7,14 @@ exporter (fast; the generator has no spectral norm) with a dynamic batch axis.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import warnings
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -71,9 +76,11 @@ def export_onnx(checkpoint: Path, out_dir: Path, uint8: bool = False, write_mode
     model: nn.Module = _ToUint8(generator) if uint8 else generator
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_file = out_dir / file_name
-    torch.onnx.export(model.eval(), (torch.zeros(2, cfg.model.latent_dim),), str(onnx_file), dynamo=False,
-                      input_names=[INPUT_NAME], output_names=[meta.output_name],
-                      dynamic_axes={INPUT_NAME: {0: "batch"}, meta.output_name: {0: "batch"}}, opset_version=17)
+    with warnings.catch_warnings():  # the legacy exporter's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model.eval(), (torch.zeros(2, cfg.model.latent_dim),), str(onnx_file), dynamo=False,
+                          input_names=[INPUT_NAME], output_names=[meta.output_name],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, meta.output_name: {0: "batch"}}, opset_version=17)
     proto = onnx.load(str(onnx_file))
     for key, value in meta.to_onnx_props().items():
         entry = proto.metadata_props.add()
@@ -84,15 +91,39 @@ def export_onnx(checkpoint: Path, out_dir: Path, uint8: bool = False, write_mode
     return out_dir
 
 
-def make_export(tmp: Path, uint8: bool = False, **config: object) -> tuple[Path, Path]:
-    """(checkpoint file, export directory) for a tiny model."""
-    cfg = tiny_config(**config)  # type: ignore[arg-type]
-    ckpt = make_checkpoint(tmp / "ckpt" / "step-00000001.pt", cfg)
-    return ckpt, export_onnx(ckpt, tmp / ("export-u8" if uint8 else "export"), uint8=uint8)
-
-
-def eager(checkpoint: Path, z: "object") -> "object":
+def eager(checkpoint: Path, z: np.ndarray) -> np.ndarray:
     """PyTorch eager reference output (float32 numpy) for latents z."""
     generator, _, _ = load_generator(checkpoint)
     with torch.inference_mode():
-        return generator(torch.from_numpy(z)).numpy()  # type: ignore[arg-type]
+        out: np.ndarray = generator(torch.from_numpy(z)).numpy()
+    return out
+
+
+@dataclasses.dataclass
+class TinyModels:
+    checkpoint: Path  # 32 px RGB DCGAN, latent 8, base width 4
+    export: Path  # its float32 export directory
+    export_uint8: Path  # the same model with uint8 post-processing in the graph
+    toy_checkpoint: Path  # 2-D MLP generator (points)
+    toy_export: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    tmp = tmp_path_factory.mktemp("runtime-models")
+    cfg = tiny_config()
+    ckpt = make_checkpoint(tmp / "run" / "checkpoints" / "step-00000001.pt", cfg)
+    toy_cfg = tiny_config(arch="mlp", latent_dim=2)
+    toy_ckpt = make_checkpoint(tmp / "toy" / "step-00000001.pt", toy_cfg)
+    return TinyModels(ckpt, export_onnx(ckpt, tmp / "export"), export_onnx(ckpt, tmp / "export-u8", uint8=True),
+                      toy_ckpt, export_onnx(toy_ckpt, tmp / "toy-export"))
+
+
+def repo_env() -> dict[str, str]:
+    """Environment for subprocesses: the repository root first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]

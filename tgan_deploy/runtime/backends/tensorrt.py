@@ -21,12 +21,15 @@ from tgan_deploy.runtime.errors import BackendUnavailableError, EngineMismatchEr
 
 
 def import_tensorrt() -> Any:
+    message = ("TensorRT is not installed: pip install 'tgan-deploy[tensorrt]' (needs NVIDIA's package index "
+               "and a CUDA GPU), or use --backend onnxruntime")
     try:
         import tensorrt
     except ImportError as exc:
-        raise BackendUnavailableError("TensorRT is not installed: pip install 'tgan-deploy[tensorrt]' "
-                                      "(needs NVIDIA's package index and a CUDA GPU), or use --backend onnxruntime"
-                                      ) from exc
+        raise BackendUnavailableError(message) from exc
+    # tensorrt-stubs or a bindings wheel without its libraries leave an empty namespace package behind.
+    if not hasattr(tensorrt, "Runtime"):
+        raise BackendUnavailableError(message)
     return tensorrt
 
 
