@@ -108,9 +108,17 @@ class TinyModels:
     toy_export: Path
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    tmp = tmp_path_factory.mktemp("runtime-models")
+_SHARED: list[TinyModels] = []
+
+
+def shared_tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Built once per test session, whichever test module asks first (each module wraps it in a fixture)."""
+    if not _SHARED:
+        _SHARED.append(_build_tiny_models(tmp_path_factory.mktemp("runtime-models")))
+    return _SHARED[0]
+
+
+def _build_tiny_models(tmp: Path) -> TinyModels:
     cfg = tiny_config()
     ckpt = make_checkpoint(tmp / "run" / "checkpoints" / "step-00000001.pt", cfg)
     toy_cfg = tiny_config(arch="mlp", latent_dim=2)

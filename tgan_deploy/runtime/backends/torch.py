@@ -14,7 +14,7 @@ import numpy as np
 
 from tgan_deploy._extras import require
 from tgan_deploy.artefact import ArtefactMetadata
-from tgan_deploy.errors import TganError
+from tgan_deploy.errors import MissingExtraError, TganError
 from tgan_deploy.runtime.backends import cuda_device_count
 from tgan_deploy.runtime.errors import BackendUnavailableError
 
@@ -38,7 +38,10 @@ class TorchBackend:
 
     def __init__(self, checkpoint: Path, device: str = "cpu", device_index: int = 0, max_batch: int = 64,
                  threads: int | None = None, weights: str = "ema", cuda_graphs: bool = False) -> None:
-        torch = require("torch", "the torch backend")
+        try:
+            torch = require("torch", "the torch backend")
+        except MissingExtraError as exc:
+            raise BackendUnavailableError(str(exc)) from exc
         from tgan_deploy.checkpoint import load_generator
 
         self._torch = torch
