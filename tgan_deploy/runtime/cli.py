@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import numpy as np
 from tgan_deploy.cli import TganCommand
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
+from tgan_deploy.runtime.latents import check_seeds
 from tgan_deploy.runtime.sampler import Sampler
 
 MODEL_HELP = "an export (directory with model.json, .onnx, .plan) or a checkpoint (.pt file or run directory)"
@@ -61,10 +63,15 @@ def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, col
                 device: str, max_batch: int, threads: int | None) -> None:
     from tgan_deploy.runtime import images as img
 
-    seed_list = (_int_list(seeds, "--seeds") if seeds is not None
-                 else Sampler.seed_list(n=n, seed=seed))
+    if out.suffix and out.suffix.lower() not in (".npz", ".png"):
+        raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
+    seed_list = check_seeds(_int_list(seeds, "--seeds") if seeds is not None
+                            else Sampler.seed_list(n=n, seed=seed))
     with _open(model, backend, device, max_batch, threads) as sampler:
-        result = sampler.sample(seed_list)
+        step = sampler.max_batch
+        chunks = [seed_list[i:i + step] for i in range(0, len(seed_list), step)]
+        with click.progressbar(chunks, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
+            result = np.concatenate([sampler.sample(chunk) for chunk in bar])
         points = sampler.kind == "points"
         what = "points" if points else "images"
         suffix = out.suffix.lower()
@@ -72,8 +79,6 @@ def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, col
             img.save_npz(out, **{what: result, "seeds": np.asarray(seed_list)})
         elif suffix == ".png":
             img.save_png(out, img.scatter_image(result) if points else img.make_grid(result, columns))
-        elif suffix:
-            raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
         elif points:
             out = out / "points.npz"
             img.save_npz(out, points=result, seeds=np.asarray(seed_list))
@@ -110,7 +115,8 @@ def bench_main(model: str, batch_sizes: str, concurrency: str, iters: int, batch
         raise TganError("--batch-sizes and --concurrency must be >= 1")
     rows = []
     with _open(model, backend, device, max_batch, threads) as sampler:
-        with click.progressbar(length=len(sizes) * len(clients), label="benchmarking", file=None) as bar:
+        with click.progressbar(length=len(sizes) * len(clients), label="benchmarking",
+                               file=sys.stderr) as bar:
             for c in clients:
                 for b in sizes:
                     rows.append(bench_sampler(sampler, b, c, iters, batcher, max_delay_ms))

@@ -67,9 +67,9 @@ def _metadata_beside(file: Path) -> ArtefactMetadata | None:
 def _read_metadata(meta_file: Path) -> ArtefactMetadata:
     try:
         return ArtefactMetadata.read_json(meta_file)
-    except ModelLoadError:
-        raise
-    except (TganError, TypeError) as exc:
+    except TganError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    except (TypeError, AttributeError) as exc:  # valid JSON of the wrong shape
         raise ModelLoadError(f"{meta_file} is not valid artefact metadata ({exc}): re-run tgan-export") from exc
 
 
