@@ -48,7 +48,9 @@ class TensorRTBackend:
 
     def __init__(self, engine_file: Path, metadata: ArtefactMetadata, device_index: int = 0,
                  max_batch: int = 64) -> None:
-        trt = import_tensorrt()
+        import_tensorrt()  # a clear error if it is missing; then the typed import (checked against tensorrt-stubs)
+        import tensorrt as trt
+
         try:
             import torch
         except ImportError as exc:
@@ -85,9 +87,12 @@ class TensorRTBackend:
         if INPUT_NAME not in names or self.output_name not in names:
             raise ModelLoadError(f"engine {engine_file} has tensors {names}, expected {INPUT_NAME!r} and "
                                  f"{self.output_name!r}: rebuild it from the export's ONNX file")
-        # The engine's optimisation profile bounds the batch: requests above it are chunked by the Sampler.
-        profile_max = int(self.engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
-        self.max_batch = min(max_batch, profile_max)
+        # A dynamic batch is bounded by the engine's optimisation profile (the Sampler chunks above it); an
+        # engine with a fixed batch B always runs B rows, smaller requests padded.
+        engine_batch = int(self.engine.get_tensor_shape(INPUT_NAME)[0])
+        self._fixed_batch = engine_batch if engine_batch > 0 else 0
+        profile_max = self._fixed_batch or int(self.engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
+        self.max_batch = self._fixed_batch or min(max_batch, profile_max)
         self._stream = torch.cuda.Stream(self.device)
         self._buffers: dict[str, Any] = {}
         self._host_out: dict[str, Any] = {}
@@ -99,15 +104,17 @@ class TensorRTBackend:
             self.context.set_tensor_address(name, self._buffers[name].data_ptr())
         self._out_dev = self._buffers[self.output_name]
         self.output_dtype = "uint8" if self._out_dev.dtype == torch.uint8 else "float32"
-        self._host_in = torch.empty(self._buffers[INPUT_NAME].shape, dtype=torch.float32, pin_memory=True)
+        self._host_in = torch.zeros(self._buffers[INPUT_NAME].shape, dtype=torch.float32, pin_memory=True)
         self._host_out_buf = torch.empty(self._out_dev.shape, dtype=self._out_dev.dtype, pin_memory=True)
 
     def run(self, z: np.ndarray) -> np.ndarray:
         torch, batch = self._torch, z.shape[0]
         self._host_in[:batch].numpy()[...] = z
+        rows = self._fixed_batch or batch  # a fixed-batch engine runs all its rows; the padding is ignored
         with torch.cuda.stream(self._stream):
-            self._buffers[INPUT_NAME][:batch].copy_(self._host_in[:batch], non_blocking=True)
-            self.context.set_input_shape(INPUT_NAME, (batch, z.shape[1]))
+            self._buffers[INPUT_NAME][:rows].copy_(self._host_in[:rows], non_blocking=True)
+            if not self._fixed_batch:
+                self.context.set_input_shape(INPUT_NAME, (batch, z.shape[1]))
             if not self.context.execute_async_v3(self._stream.cuda_stream):
                 raise ModelLoadError("TensorRT execute_async_v3 failed (see TensorRT's log above)")
             self._host_out_buf[:batch].copy_(self._out_dev[:batch], non_blocking=True)
