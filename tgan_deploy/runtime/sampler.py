@@ -217,7 +217,7 @@ def _need(file: Path | None, location: ModelLocation, backend: str) -> Path:
     if location.checkpoint is not None:
         raise ModelLoadError(f"{location.path} is a checkpoint: the {backend} backend serves exports; export it "
                              "with tgan-export, or use --backend torch")
-    what = "a TensorRT engine (.plan)" if backend == "tensorrt" else "an ONNX file"
+    what = "TensorRT engine (.plan)" if backend == "tensorrt" else "ONNX file"
     raise ModelLoadError(f"{location.path} holds no {what}: export one with tgan-export, or pick another backend")
 
 
