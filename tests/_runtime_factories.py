@@ -12,6 +12,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,6 +90,24 @@ def export_onnx(checkpoint: Path, out_dir: Path, uint8: bool = False, write_mode
     if write_model_json:
         (out_dir / MODEL_JSON).write_text(json.dumps(meta.to_dict(), indent=2))
     return out_dir
+
+
+def build_engine(trt: Any, onnx_file: Path, engine_file: Path, latent_dim: int) -> None:
+    """A strict-fp32 dynamic-batch engine (profile 1/16/64) with TensorRT's (or TensorRT-RTX's) builder."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(onnx_file.read_bytes()), parser.get_error(0)
+    config = builder.create_builder_config()
+    if hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    profile = builder.create_optimization_profile()
+    profile.set_shape("z", (1, latent_dim), (16, latent_dim), (64, latent_dim))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    assert serialized is not None, "TensorRT could not build the engine"
+    engine_file.write_bytes(bytes(serialized))
 
 
 def eager(checkpoint: Path, z: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _runtime_factories import TinyModels, eager, shared_tiny_models
+from _runtime_factories import TinyModels, build_engine, eager, shared_tiny_models
 
 from tgan_deploy.runtime import BatchingSampler, EngineMismatchError, Sampler, latents
 from tgan_deploy.runtime.backends import cuda_device_count
@@ -74,25 +74,6 @@ def test_torch_cuda_parity(tiny_models: TinyModels, cuda_graphs: bool) -> None:
         check_parity(sampler, tiny_models.checkpoint)
 
 
-def _build_engine(onnx_file: Path, engine_file: Path) -> None:
-    """A strict-fp32 dynamic-batch engine (profile 1/16/64)."""
-    from tgan_deploy.runtime.backends.tensorrt import import_tensorrt
-
-    trt = import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse(onnx_file.read_bytes()), parser.get_error(0)
-    config = builder.create_builder_config()
-    if hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)
-    profile = builder.create_optimization_profile()
-    profile.set_shape("z", (1, 8), (16, 8), (64, 8))
-    config.add_optimization_profile(profile)
-    engine_file.write_bytes(bytes(builder.build_serialized_network(network, config)))
-
-
 @pytest.mark.tensorrt
 def test_tensorrt_parity_and_mismatch(tiny_models: TinyModels, tmp_path: Path) -> None:
     from tgan_deploy.runtime.backends.tensorrt import tensorrt_usable
@@ -101,7 +82,9 @@ def test_tensorrt_parity_and_mismatch(tiny_models: TinyModels, tmp_path: Path) -
         pytest.skip("TensorRT is not installed")
     folder = tmp_path / "export"
     shutil.copytree(tiny_models.export, folder)
-    _build_engine(folder / "generator.onnx", folder / "generator.plan")
+    from tgan_deploy.runtime.backends.tensorrt import import_tensorrt
+
+    build_engine(import_tensorrt(), folder / "generator.onnx", folder / "generator.plan", latent_dim=8)
     with Sampler.open(folder) as sampler:  # auto prefers the engine
         assert sampler.backend == "tensorrt"
         check_parity(sampler, tiny_models.checkpoint)
