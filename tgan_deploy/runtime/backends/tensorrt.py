@@ -97,7 +97,8 @@ class TensorRTBackend:
         self._buffers: dict[str, Any] = {}
         self._host_out: dict[str, Any] = {}
         for name in names:
-            shape = [self.max_batch if d < 0 else d for d in self.engine.get_tensor_shape(name)]
+            dims = self.engine.get_tensor_shape(name)
+            shape = [self.max_batch if dims[i] < 0 else dims[i] for i in range(len(dims))]
             shape[0] = self.max_batch
             dtype = _torch_dtype(torch, trt, self.engine.get_tensor_dtype(name))
             self._buffers[name] = torch.empty(shape, dtype=dtype, device=self.device)
@@ -124,8 +125,7 @@ class TensorRTBackend:
 
     def close(self) -> None:
         self._buffers.clear()
-        self.context = None
-        self.engine = None
+        del self.context, self.engine  # TensorRT frees the engine when its last reference goes
 
 
 def _torch_dtype(torch: Any, trt: Any, dtype: Any) -> Any:
