@@ -24,6 +24,8 @@ def _check(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
     hidden = a.shape[1]
     if b1.shape != (hidden,) or w2.shape != (hidden,):
         raise ValueError(f"b1 and w2 must be [{hidden}], got {tuple(b1.shape)} and {tuple(w2.shape)}")
+    if a.shape[0] == 0 or c.shape[0] == 0:
+        raise ValueError(f"no pairs to score: A has {a.shape[0]} rows and C has {c.shape[0]}")
     if b2 is not None and b2.numel() != 1:
         raise ValueError(f"b2 must be a scalar, got shape {tuple(b2.shape)}")
     if isinstance(pairs, str):
@@ -34,7 +36,9 @@ def _check(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
     else:
         if pairs.dtype != torch.int64 or pairs.dim() != 2 or pairs.shape[1] != 2:
             raise ValueError(f"a pair list must be int64 [P, 2], got {pairs.dtype} {tuple(pairs.shape)}")
-        if pairs.numel() and (pairs.min() < 0 or pairs[:, 0].max() >= a.shape[0]
+        if pairs.shape[0] == 0:
+            raise ValueError("the pair list is empty: pass at least one (real, fake) pair")
+        if (pairs.min() < 0 or pairs[:, 0].max() >= a.shape[0]
                               or pairs[:, 1].max() >= c.shape[0]):
             raise ValueError("a pair list holds an index out of range of A or C")
 
