@@ -1586,7 +1586,7 @@ class IAlgorithmSelector:
         note A layer in context of algorithm selection may be different from ILayer in INetworkDefiniton.
         For example, an algorithm might be implementing a conglomeration of multiple ILayers in INetworkDefinition.
     
-        To implement a custom algorithm selector, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom algorithm selector, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
     
             class MyAlgoSelector(trt.IAlgorithmSelector):
@@ -2688,7 +2688,7 @@ class IExecutionContext:
         :ivar all_binding_shapes_specified: :class:`bool` Whether all dynamic dimensions of input tensors have been specified by calling :func:`set_input_shape` . Trivially true if network has no dynamically shaped input tensors. Does not work with name-base interfaces eg. :func:`set_input_shape()`. Use :func:`infer_shapes()` instead.
         :ivar all_shape_inputs_specified: :class:`bool` Whether values for all input shape tensors have been specified by calling :func:`set_shape_input` . Trivially true if network has no input shape bindings. Does not work with name-base interfaces eg. :func:`set_input_shape()`. Use :func:`infer_shapes()` instead.
         :ivar error_recorder: :class:`IErrorRecorder` Application-implemented error reporting interface for TensorRT objects.
-        :ivar enqueue_emits_profile: :class:`bool` Whether enqueue emits layer timing to the profiler. The default value is :class:`True`. If set to :class:`False`, enqueue will be asynchronous if there is a profiler attached. An extra method :func:`IExecutionContext::report_to_profiler()` needs to be called to obtain the profiling data and report to the profiler attached.
+        :ivar enqueue_emits_profile: :class:`bool` Whether enqueue emits layer timing to the profiler. The default value is_ :class:`True`. If set to :class:`False`, enqueue will be asynchronous if there is a profiler attached. An extra method :func:`IExecutionContext::report_to_profiler()` needs to be called to obtain the profiling data and report to the profiler attached.
         :ivar persistent_cache_limit: The maximum size of persistent L2 cache that this execution context may use for activation caching. Activation caching is not supported on all architectures - see "How TensorRT uses Memory" in the developer guide for details. The default is 0 Bytes.
         :ivar nvtx_verbosity: The NVTX verbosity of the execution context. Building with DETAILED verbosity will generally increase latency in enqueueV3(). Call this method to select NVTX verbosity in this execution context at runtime. The default is the verbosity with which the engine was built, and the verbosity may not be raised above that level. This function does not affect how IEngineInspector interacts with the engine.
         :ivar temporary_allocator: :class:`IGpuAllocator` The GPU allocator used for internal temporary storage.
@@ -3049,7 +3049,7 @@ class IGpuAllocator(IVersionedInterface):
     """
     Application-implemented class for controlling allocation on the GPU.
     
-    To implement a custom allocator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+    To implement a custom allocator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
     ::
     
         class MyAllocator(trt.IGpuAllocator):
@@ -3154,7 +3154,7 @@ class IGpuAsyncAllocator(IGpuAllocator):
     """
     Application-implemented class for controlling allocation on the GPU.
     
-    To implement a custom allocator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+    To implement a custom allocator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
     ::
     
         class MyAllocator(trt.IGpuAsyncAllocator):
@@ -3374,7 +3374,7 @@ class IInt8Calibrator:
     
         Application-implemented interface for calibration. Calibration is a step performed by the builder when deciding suitable scale factors for 8-bit inference. It must also provide a method for retrieving representative images which the calibration process can use to examine the distribution of activations. It may optionally implement a method for caching the calibration result for reuse on subsequent runs.
     
-        To implement a custom calibrator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom calibrator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
     
             class MyCalibrator(trt.IInt8Calibrator):
@@ -3430,7 +3430,7 @@ class IInt8Calibrator:
             these do not match the settings of the current calibrator. However, the network should also be recalibrated if its structure
             changes, or the input data set changes, and it is the responsibility of the application to ensure this.
         
-            Reading a cache is just like reading any other file in Python. For example, one possible implementation is:
+            Reading a cache is just like reading any other file in Python. For example, one possible implementation is_:
             ::
         
                 def read_calibration_cache(self):
@@ -3445,7 +3445,7 @@ class IInt8Calibrator:
         """
             Save a calibration cache.
         
-            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is:
+            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is_:
             ::
         
                 def write_calibration_cache(self, cache):
@@ -3461,7 +3461,7 @@ class IInt8EntropyCalibrator(IInt8Calibrator):
     
         Extends the :class:`IInt8Calibrator` class.
     
-        To implement a custom calibrator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom calibrator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
     
             class MyCalibrator(trt.IInt8EntropyCalibrator):
@@ -3517,7 +3517,7 @@ class IInt8EntropyCalibrator(IInt8Calibrator):
             these do not match the settings of the current calibrator. However, the network should also be recalibrated if its structure
             changes, or the input data set changes, and it is the responsibility of the application to ensure this.
         
-            Reading a cache is just like reading any other file in Python. For example, one possible implementation is:
+            Reading a cache is just like reading any other file in Python. For example, one possible implementation is_:
             ::
         
                 def read_calibration_cache(self):
@@ -3532,7 +3532,7 @@ class IInt8EntropyCalibrator(IInt8Calibrator):
         """
             Save a calibration cache.
         
-            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is:
+            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is_:
             ::
         
                 def write_calibration_cache(self, cache):
@@ -3548,7 +3548,7 @@ class IInt8EntropyCalibrator2(IInt8Calibrator):
     
         Extends the :class:`IInt8Calibrator` class.
     
-        To implement a custom calibrator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom calibrator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
     
             class MyCalibrator(trt.IInt8EntropyCalibrator2):
@@ -3603,7 +3603,7 @@ class IInt8EntropyCalibrator2(IInt8Calibrator):
             these do not match the settings of the current calibrator. However, the network should also be recalibrated if its structure
             changes, or the input data set changes, and it is the responsibility of the application to ensure this.
         
-            Reading a cache is just like reading any other file in Python. For example, one possible implementation is:
+            Reading a cache is just like reading any other file in Python. For example, one possible implementation is_:
             ::
         
                 def read_calibration_cache(self):
@@ -3618,7 +3618,7 @@ class IInt8EntropyCalibrator2(IInt8Calibrator):
         """
             Save a calibration cache.
         
-            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is:
+            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is_:
             ::
         
                 def write_calibration_cache(self, cache):
@@ -3635,7 +3635,7 @@ class IInt8LegacyCalibrator(IInt8Calibrator):
         Extends the :class:`IInt8Calibrator` class.
         This calibrator requires user parameterization, and is provided as a fallback option if the other calibrators yield poor results.
     
-        To implement a custom calibrator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom calibrator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
     
             class MyCalibrator(trt.IInt8LegacyCalibrator):
@@ -3691,7 +3691,7 @@ class IInt8LegacyCalibrator(IInt8Calibrator):
             these do not match the settings of the current calibrator. However, the network should also be recalibrated if its structure
             changes, or the input data set changes, and it is the responsibility of the application to ensure this.
         
-            Reading a cache is just like reading any other file in Python. For example, one possible implementation is:
+            Reading a cache is just like reading any other file in Python. For example, one possible implementation is_:
             ::
         
                 def read_calibration_cache(self):
@@ -3706,7 +3706,7 @@ class IInt8LegacyCalibrator(IInt8Calibrator):
         """
             Save a calibration cache.
         
-            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is:
+            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is_:
             ::
         
                 def write_calibration_cache(self, cache):
@@ -3722,7 +3722,7 @@ class IInt8MinMaxCalibrator(IInt8Calibrator):
     
         Extends the :class:`IInt8Calibrator` class.
     
-        To implement a custom calibrator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom calibrator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
     
             class MyCalibrator(trt.IInt8MinMaxCalibrator):
@@ -3777,7 +3777,7 @@ class IInt8MinMaxCalibrator(IInt8Calibrator):
             these do not match the settings of the current calibrator. However, the network should also be recalibrated if its structure
             changes, or the input data set changes, and it is the responsibility of the application to ensure this.
         
-            Reading a cache is just like reading any other file in Python. For example, one possible implementation is:
+            Reading a cache is just like reading any other file in Python. For example, one possible implementation is_:
             ::
         
                 def read_calibration_cache(self):
@@ -3792,7 +3792,7 @@ class IInt8MinMaxCalibrator(IInt8Calibrator):
         """
             Save a calibration cache.
         
-            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is:
+            Writing a cache is just like writing any other buffer in Python. For example, one possible implementation is_:
             ::
         
                 def write_calibration_cache(self, cache):
@@ -3923,7 +3923,7 @@ class ILogger:
     
     Abstract base Logger class for the :class:`Builder`, :class:`ICudaEngine` and :class:`Runtime` .
     
-    To implement a custom logger, ensure that you explicitly instantiate the base class in :func:`__init__` :
+    To implement a custom logger, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
     ::
     
         class MyLogger(trt.ILogger):
@@ -5198,7 +5198,7 @@ class IOutputAllocator:
     
     Application-implemented class for controlling output tensor allocation.
     
-    To implement a custom output allocator, ensure that you explicitly instantiate the base class in :func:`__init__` :
+    To implement a custom output allocator, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
     ::
     
         class MyOutputAllocator(trt.IOutputAllocator):
@@ -5654,7 +5654,7 @@ class IPluginV2DynamicExt(IPluginV2DynamicExtBase, IPluginV2):
             .. warning::
                 This `configure_plugin()` method is not available to be called from Python on C++-based plugins
         
-            :arg in: The input tensors attributes that are used for configuration.
+            :arg in_: The input tensors attributes that are used for configuration.
             :arg out: The output tensors attributes that are used for configuration.
         """
     def destroy(self) -> None:
@@ -5959,7 +5959,7 @@ class IPluginV3OneBuild(IPluginCapability, IVersionedInterface):
             .. warning::
                 This `configure_plugin()` method is not available to be called from Python on C++-based plugins
         
-            :arg in: The input tensors attributes that are used for configuration.
+            :arg in_: The input tensors attributes that are used for configuration.
             :arg out: The output tensors attributes that are used for configuration.
         """
     def get_output_data_types(self: IPluginV3, input_types: list[DataType]) -> list[DataType]:
@@ -6149,7 +6149,7 @@ class IPluginV3OneRuntime(IPluginCapability, IVersionedInterface):
             .. warning::
                 This `on_shape_change()` method is not available to be called from Python on C++-based plugins
         
-            :arg in: The input tensors attributes that are used for configuration.
+            :arg in_: The input tensors attributes that are used for configuration.
             :arg out: The output tensors attributes that are used for configuration.
         """
     def set_tactic(self: IPluginV3, tactic: int) -> None:
@@ -6225,7 +6225,7 @@ class IProfiler:
     
         Abstract base Profiler class.
     
-        To implement a custom profiler, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom profiler, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
     
             class MyProfiler(trt.IProfiler):
@@ -6538,7 +6538,7 @@ class IScaleLayer(ILayer):
 class IScatterLayer(ILayer):
     """
     
-        A Scatter layer as in :class:`INetworkDefinition`.
+        A Scatter layer as in_ :class:`INetworkDefinition`.
         :ivar axis: axis to scatter on when using Scatter Element mode (ignored in ND mode)
         :ivar mode: :class:`ScatterMode` The operation mode of the scatter.
     """
@@ -6656,9 +6656,9 @@ class ISliceLayer(ILayer):
         axes = {1}
         output = {{2, 4}, {3, 5}}
     
-        When the sampleMode is :const:`SampleMode.CLAMP` or :const:`SampleMode.REFLECT` , for each input dimension, if its size is 0 then the corresponding output dimension must be 0 too.
+        When the sampleMode is_ :const:`SampleMode.CLAMP` or :const:`SampleMode.REFLECT` , for each input dimension, if its size is 0 then the corresponding output dimension must be 0 too.
     
-        When the sampleMode is :const:`SampleMode.FILL`, the fifth input to the slice layer is used to determine the value to fill in out-of-bound indices. It is an error to specify the fifth input in any other sample mode.
+        When the sampleMode is_ :const:`SampleMode.FILL`, the fifth input to the slice layer is used to determine the value to fill in out-of-bound indices. It is an error to specify the fifth input in any other sample mode.
     
         A slice layer can produce a shape tensor if the following conditions are met:
     
@@ -6671,7 +6671,7 @@ class ISliceLayer(ILayer):
         The following constraints must be satisfied to execute this layer on DLA:
         * ``start``, ``size``, and ``stride`` are build time constants, either as static :class:`Dims` or as constant input tensors.
         * ``axes``, if provided, is a build time constant, either as static :class:`Dims` or as a constant input tensor.
-        * sampleMode is :const:`SampleMode.DEFAULT` , :const:`SampleMode.WRAP` , or :const:`SampleMode.FILL` .
+        * sampleMode is_ :const:`SampleMode.DEFAULT` , :const:`SampleMode.WRAP` , or :const:`SampleMode.FILL` .
         * Strides are 1 for all dimensions.
         * Slicing is not performed on the first dimension.
         * The input tensor has four dimensions.
@@ -6782,7 +6782,7 @@ class IStreamReader:
     
     Application-implemented class for reading data from a stream.
     
-    To implement a custom stream reader, ensure that you explicitly instantiate the base class in :func:`__init__` :
+    To implement a custom stream reader, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
     ::
     
         class MyStreamReader(trt.IStreamReader):
@@ -6812,7 +6812,7 @@ class IStreamReaderV2:
         asynchronous or use the provided cuda stream. Python users are unlikely to see performance gains over IStreamReader
         or deserialization from a glob.
     
-        To implement a custom stream reader, ensure that you explicitly instantiate the base class in :func:`__init__` :
+        To implement a custom stream reader, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
         ::
             class MyStreamReader(trt.IStreamReaderV2):
                 def __init__(self):
@@ -6863,7 +6863,7 @@ class IStreamWriter:
     
     Application-implemented class for writing data to a stream.
     
-    To implement a custom stream writer, ensure that you explicitly instantiate the base class in :func:`__init__` :
+    To implement a custom stream writer, ensure that you explicitly instantiate the base class in_ :func:`__init__` :
     ::
     
         class MyStreamWriter(trt.IStreamWriter):

@@ -117,6 +117,7 @@ def build_engine(onnx_path: Path, out_dir: Path, stem: str, *, target: str, batc
     else:
         trt = module
     rtx = target == "tensorrt-rtx"
+    gpu = "" if rtx else gpu_compute_capability()  # TensorRT builds for the GPU it runs on: fail early without one
     version = str(trt.__version__)
     logger = _collecting_logger(module)
     try:
@@ -140,7 +141,7 @@ def build_engine(onnx_path: Path, out_dir: Path, stem: str, *, target: str, batc
     if rtx:
         compute = _set_rtx_compute_targets(module, config)
     else:
-        compute = gpu_compute_capability()
+        compute = gpu
         cache_file = out_dir / f"{target}.timing-cache"
         cache_src = cache_from if cache_from is not None and cache_from.is_file() else cache_file
         cache = config.create_timing_cache(cache_src.read_bytes() if cache_src.is_file() else b"")
