@@ -19,10 +19,11 @@ def _has_gpu() -> bool:
 @functools.cache
 def _has_tensorrt() -> bool:
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except Exception:  # ImportError, or the bindings without their CUDA libraries
         return False
-    return _has_gpu()
+    # tensorrt-stubs installs an importable, empty `tensorrt/` folder: only the real library has Builder.
+    return hasattr(tensorrt, "Builder") and _has_gpu()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -75,7 +75,7 @@ class TensorRTBackend:
                 raise EngineMismatchError(
                     f"TensorRT {trt.__version__} on {gpu} cannot load engine {engine_file}{detail}: it was built "
                     "for another TensorRT version or GPU, or is corrupt; rebuild it on this machine with "
-                    "tgan-export --tensorrt, or use --backend onnxruntime")
+                    "tgan-export --trt, or use --backend onnxruntime")
             self.context = self.engine.create_execution_context()
             if self.context is None:
                 raise EngineMismatchError(f"TensorRT could not create an execution context for {engine_file} "
