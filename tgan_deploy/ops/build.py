@@ -146,7 +146,8 @@ def load_pairing(kind: str, source_dir: Path = SOURCE_DIR, cache_dir: Path | Non
 def _compile(kind: str, name: str, source_dir: Path, build_dir: Path) -> None:
     from torch.utils.cpp_extension import load
 
-    sources = [str(source_dir / s) for s in (CUDA_SOURCES if kind == "cuda" else CPU_SOURCES) if s.endswith((".cpp", ".cu"))]
+    names = CUDA_SOURCES if kind == "cuda" else CPU_SOURCES
+    sources = [str(source_dir / s) for s in names if s.endswith((".cpp", ".cu"))]
     env_arch = os.environ.get("TORCH_CUDA_ARCH_LIST")
     if kind == "cuda" and not env_arch:
         os.environ["TORCH_CUDA_ARCH_LIST"] = _cuda_arch()  # build for this GPU only (matches the cache key)
@@ -172,11 +173,15 @@ def _torch_includes() -> list[str]:
 
 
 def _cuda_home() -> Path | None:
+    """The CUDA toolkit root: the first of $CUDA_HOME, $CUDA_PATH, /usr/local/cuda and nvcc's grandparent
+    that has both bin/nvcc and include/cuda_runtime.h (nvcc on PATH may be a wrapper script)."""
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
     nvcc = shutil.which("nvcc")
     if nvcc:
-        return Path(nvcc).resolve().parent.parent
-    for candidate in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
-        if candidate and (Path(candidate) / "bin" / "nvcc").exists():
+        candidates.append(str(Path(nvcc).resolve().parent.parent))
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "bin" / "nvcc").exists() \
+                and (Path(candidate) / "include" / "cuda_runtime.h").exists():
             return Path(candidate)
     return None
 
@@ -198,18 +203,18 @@ def compile_check(arch: str = "90", source_dir: Path = SOURCE_DIR) -> int:
     if cuda_home is None:
         print("compile-check: nvcc not found (put CUDA's bin/ on PATH or set CUDA_HOME)", file=sys.stderr)
         return 2
-    includes = [f"-isystem{p}" for p in _torch_includes()]
+    includes = [arg for p in _torch_includes() for arg in ("-isystem", p)]
     defines = ["-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE", "-DTORCH_EXTENSION_NAME=tgan_pairing_check",
                "-DTORCH_API_INCLUDE_EXTENSION_H", "-D_GLIBCXX_USE_CXX11_ABI=1", "-DPAIRING_WITH_CUDA"]
     with tempfile.TemporaryDirectory(prefix="tgan-cuda-check-") as tmp:
         nvcc = [str(cuda_home / "bin" / "nvcc"), "-c", str(source_dir / "pairing.cu"), "-o", f"{tmp}/pairing.o",
-                "-std=c++20", *includes, *defines, *COMMON_NVCC_FLAGS, "--expt-relaxed-constexpr",
+                "-std=c++20", *includes, *defines, *COMMON_NVCC_FLAGS,
                 f"-gencode=arch=compute_{arch},code=sm_{arch}", "--compiler-options", "-fPIC", "-O3"]
         if not _run(nvcc):
             print("compile-check: nvcc failed on pairing.cu (message above)", file=sys.stderr)
             return 1
         cxx = [os.environ.get("CXX", "g++"), "-fsyntax-only", "-std=c++20", str(source_dir / "pairing.cpp"),
-               *includes, f"-isystem{cuda_home / 'include'}", *defines, "-fopenmp"]
+               *includes, "-isystem", str(cuda_home / "include"), *defines, "-fopenmp"]
         if not _run(cxx):
             print("compile-check: the host compiler failed on pairing.cpp's CUDA path (message above)",
                   file=sys.stderr)

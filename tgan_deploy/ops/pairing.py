@@ -23,7 +23,6 @@ import warnings
 
 import torch
 
-from tgan_deploy.ops import build
 from tgan_deploy.ops.pairing_ref import pair_scores_ref
 
 IMPLS = ("auto", "ref", "cpu", "cuda")
@@ -66,6 +65,8 @@ def _check(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
 # ---------------------------------------------------------------- the custom op (fused kernels)
 
 def _extension(device: torch.device):  # type: ignore[no-untyped-def]
+    from tgan_deploy.ops import build  # imported on use: `python -m tgan_deploy.ops.build` runs it as __main__
+
     return build.load_pairing("cuda" if device.type == "cuda" else "cpu").module
 
 
@@ -125,6 +126,8 @@ _fused.register_autograd(_backward, setup_context=_setup_context)
 
 def _kernel_usable(kind: str, a: torch.Tensor) -> bool:
     """Build (or load) the kernel for `kind`; on failure warn ONCE and remember, so auto uses the reference."""
+    from tgan_deploy.ops import build
+
     if kind in _build_failed:
         return False
     try:
@@ -156,7 +159,8 @@ def choose_impl(impl: str, a: torch.Tensor, pairs: str | torch.Tensor) -> str:
         if kind != impl:
             raise ValueError(f"impl={impl!r} needs {impl} tensors, got tensors on {a.device}")
         if a.dtype not in _KERNEL_DTYPES[impl]:
-            raise ValueError(f"the {impl} pair-score kernel takes {_KERNEL_DTYPES[impl]}, got {a.dtype}; use impl='ref'")
+            raise ValueError(f"the {impl} pair-score kernel takes {_KERNEL_DTYPES[impl]}, got {a.dtype}; "
+                             "use impl='ref'")
         return impl
     if kind not in _KERNEL_DTYPES or a.dtype not in _KERNEL_DTYPES[kind]:
         return "ref"
