@@ -236,11 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default="90", help="compute capability for --compile-check (default 90: H100)")
     parser.add_argument("--kind", choices=("cpu", "cuda"), default=None,
                         help="build (or reuse from the cache) this extension and print where it lives")
+    parser.add_argument("--source-dir", type=Path, default=SOURCE_DIR,
+                        help="folder holding pairing.h/.cpp/.cu (default: the installed package's)")
     args = parser.parse_args(argv)
     if args.compile_check:
-        return compile_check(args.arch)
+        return compile_check(args.arch, args.source_dir)
     if args.kind:
-        built = load_pairing(args.kind)
+        built = load_pairing(args.kind, args.source_dir)
         print(f"{args.kind} extension: {built.so_path} ({'built now' if built.built else 'from cache'})")
         return 0
     parser.print_help()
