@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -63,23 +64,26 @@ def _compare(impl: str, device: str, dtype: torch.dtype, kind: str, shape: tuple
     inputs = _inputs(br, bf, hidden, dtype, device, seed)
     slope = 0.3 if seed % 3 else 0.1
     got = _scores_and_grads(impl, inputs, pairs, slope)
-    # the oracle runs in float64 on the CPU from the same values
-    ref_inputs = [t.detach().double().cpu().requires_grad_() for t in inputs]
+    # The oracle: the reference on the CPU from the same values, in the kernel's accumulation dtype, so that
+    # h = A - C + b1 is rounded identically and no pair lands on the other side of LeakyReLU's kink.
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    ref_inputs = [t.detach().to(device="cpu", dtype=acc).requires_grad_() for t in inputs]
     ref_pairs = pairs if isinstance(pairs, str) else pairs.cpu()
     want = _scores_and_grads("ref", ref_inputs, ref_pairs, slope)
     rtol, atol = TOL[dtype]
     names = ["s_pos", "s_neg", "dA", "dC", "db1", "dw2", "db2"]
     for name, x, y in zip(names, got, want, strict=True):
         assert x.dtype == dtype and x.device.type == device, name
-        scale = max(1.0, float(y.abs().max())) if dtype in (torch.bfloat16, torch.float16) else 1.0
-        torch.testing.assert_close(x.double().cpu(), y, rtol=rtol, atol=atol * scale, msg=f"{name} {impl} {kind}")
+        scale = max(1.0, float(y.detach().abs().max()))  # sums of many rounded terms: error grows with the sum
+        torch.testing.assert_close(x.detach().to(device="cpu", dtype=acc), y.detach(), rtol=rtol, atol=atol * scale,
+                                   msg=lambda m, name=name: f"{name} {impl} {kind}: {m}")
 
 
 @pytest.mark.parametrize("kind", ["index", "all", "list"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_cpu_kernel_matches_reference(kind: str, dtype: torch.dtype, shape: tuple[int, int, int]) -> None:
-    _compare("cpu", "cpu", dtype, kind, shape, seed=hash((kind, shape)) % 1000)
+    _compare("cpu", "cpu", dtype, kind, shape, seed=zlib.crc32(repr((kind, shape)).encode()) % 1000)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -135,15 +139,19 @@ def build_critic_head() -> torch.nn.Module:
 
 
 def test_auto_dispatch_rule() -> None:
-    a = torch.randn(4, 8)
-    assert choose_impl("auto", a, "all") == "cpu"
-    assert choose_impl("auto", a, torch.zeros(3, 2, dtype=torch.int64)) == "cpu"
-    assert choose_impl("auto", a, "index") == "ref"  # documented: index pairing stays on the reference
-    assert choose_impl("auto", a.bfloat16(), "all") == "ref"  # the CPU kernel takes float32 / float64
+    a, small, medium = torch.randn(128, 512), torch.randn(16, 64), torch.randn(40, 64)
+    assert choose_impl("auto", a, a, "all") == "cpu"
+    assert choose_impl("auto", a, a, "index") == "cpu"
+    assert choose_impl("auto", a, a, torch.zeros(300, 2, dtype=torch.int64)) == "cpu"
+    # documented rule: P * H <= AUTO_REF_MAX_WORK runs on the reference (call overhead dominates)
+    assert choose_impl("auto", small, small, "index") == "ref"
+    assert choose_impl("auto", medium, medium, "all") == "cpu"
+    assert choose_impl("auto", a.bfloat16(), a.bfloat16(), "all") == "ref"  # CPU kernel: float32 / float64
+    assert choose_impl("cpu", small, small, "index") == "cpu"  # explicit requests are obeyed
     with pytest.raises(ValueError, match="needs cuda tensors"):
-        choose_impl("cuda", a, "all")
+        choose_impl("cuda", a, a, "all")
     with pytest.raises(ValueError, match="takes"):
-        choose_impl("cpu", a.half(), "all")
+        choose_impl("cpu", a.half(), a.half(), "all")
 
 
 def test_critic_all_pairs_uses_kernel_and_matches_reference() -> None:
@@ -151,9 +159,9 @@ def test_critic_all_pairs_uses_kernel_and_matches_reference() -> None:
     from tgan_deploy.config import ModelConfig
 
     torch.manual_seed(0)
-    critic = build_critic(ModelConfig(arch="mlp", toy_hidden=32, head_hidden=24))
-    x_r, x_f = torch.randn(7, 2), torch.randn(5, 2)
-    assert choose_impl("auto", x_r, "all") == "cpu"
+    critic = build_critic(ModelConfig(arch="mlp", toy_hidden=32, head_hidden=64))
+    x_r, x_f = torch.randn(37, 2), torch.randn(29, 2)
+    assert choose_impl("auto", torch.empty(37, 64), torch.empty(29, 64), "all") == "cpu"
     outs = {}
     for impl in ("auto", "ref"):
         critic.zero_grad()
@@ -171,7 +179,7 @@ def test_auto_falls_back_with_one_warning_when_the_build_fails(tmp_path: Path) -
     code = (
         "import warnings, torch\n"
         "from tgan_deploy.ops import pair_scores\n"
-        "a, c, b1, w2 = torch.randn(3, 5), torch.randn(4, 5), torch.randn(5), torch.randn(5)\n"
+        "a, c, b1, w2 = torch.randn(30, 64), torch.randn(40, 64), torch.randn(64), torch.randn(64)\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
         "    for _ in range(3):\n"
@@ -198,7 +206,7 @@ def test_auto_falls_back_with_one_warning_when_the_build_fails(tmp_path: Path) -
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("shape", [*SHAPES, (130, 67, 515)])
 def test_cuda_kernel_matches_reference(kind: str, dtype: torch.dtype, shape: tuple[int, int, int]) -> None:
-    _compare("cuda", "cuda", dtype, kind, shape, seed=hash((kind, shape)) % 1000)
+    _compare("cuda", "cuda", dtype, kind, shape, seed=zlib.crc32(repr((kind, shape)).encode()) % 1000)
 
 
 @pytest.mark.gpu
@@ -218,5 +226,6 @@ def test_gradcheck_cuda_kernel_float64(kind: str) -> None:
 @pytest.mark.gpu
 @gpu
 def test_cuda_auto_picks_the_cuda_kernel() -> None:
-    assert choose_impl("auto", torch.randn(4, 8, device="cuda"), "all") == "cuda"
-    assert choose_impl("auto", torch.randn(4, 8, device="cuda", dtype=torch.bfloat16), "all") == "cuda"
+    a = torch.randn(64, 512, device="cuda")
+    assert choose_impl("auto", a, a, "all") == "cuda"
+    assert choose_impl("auto", a.bfloat16(), a.bfloat16(), "all") == "cuda"

@@ -33,9 +33,9 @@ _KERNEL_DTYPES = {
     "cpu": (torch.float32, torch.float64),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
-# "auto" keeps index pairing on the reference: it only ever holds [B, H] tensors, so the kernel saves no
-# memory, and at training sizes the reference's few vectorised ATen calls are as fast (docs/pairing.md).
-AUTO_REF_PAIRINGS = ("index",)
+# "auto" runs problems of at most this many pair-units (P * H) on the reference: there the fixed cost of a
+# custom-op call outweighs the work (measured: index pairing, B = 16, H = 64; benchmarks/results/pairing-cpu.md).
+AUTO_REF_MAX_WORK = 1 << 15
 
 _build_failed: dict[str, str] = {}  # kind -> first line of the error, after the one warning
 
@@ -70,12 +70,8 @@ def _extension(device: torch.device):  # type: ignore[no-untyped-def]
     return build.load_pairing("cuda" if device.type == "cuda" else "cpu").module
 
 
-def _num_pairs(a: torch.Tensor, c: torch.Tensor, pairs: torch.Tensor, mode: int) -> int:
-    if mode == _MODES["index"]:
-        return a.shape[0]
-    if mode == _MODES["all"]:
-        return a.shape[0] * c.shape[0]
-    return pairs.shape[0]
+def _num_pairs(a: torch.Tensor, c: torch.Tensor, pairs: str) -> int:
+    return a.shape[0] if pairs == "index" else a.shape[0] * c.shape[0]
 
 
 @torch.library.custom_op("tgan_deploy::pair_scores", mutates_args=())
@@ -88,7 +84,7 @@ def _fused(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
 @_fused.register_fake
 def _fused_fake(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, pairs: torch.Tensor,
                 mode: int, negative_slope: float) -> tuple[torch.Tensor, torch.Tensor]:
-    n = _num_pairs(a, c, pairs, mode)
+    n = pairs.shape[0] if mode == _LIST_MODE else _num_pairs(a, c, "index" if mode == _MODES["index"] else "all")
     return a.new_empty(n), a.new_empty(n)
 
 
@@ -143,12 +139,12 @@ def _kernel_usable(kind: str, a: torch.Tensor) -> bool:
         return False
 
 
-def choose_impl(impl: str, a: torch.Tensor, pairs: str | torch.Tensor) -> str:
+def choose_impl(impl: str, a: torch.Tensor, c: torch.Tensor, pairs: str | torch.Tensor) -> str:
     """The implementation a call runs: "ref", "cpu" or "cuda".
 
-    auto: the reference for index pairing (AUTO_REF_PAIRINGS), for devices other than CPU / CUDA, and for
-    dtypes the kernel of that device lacks (the CPU kernel takes float32 / float64 only); otherwise the
-    device's fused kernel, unless it cannot be built (one warning, then the reference).
+    auto: the reference for tiny problems (P * H <= AUTO_REF_MAX_WORK), for devices other than CPU / CUDA,
+    and for dtypes the kernel of that device lacks (the CPU kernel takes float32 / float64 only); otherwise
+    the device's fused kernel, unless it cannot be built (one warning, then the reference).
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
@@ -164,7 +160,8 @@ def choose_impl(impl: str, a: torch.Tensor, pairs: str | torch.Tensor) -> str:
         return impl
     if kind not in _KERNEL_DTYPES or a.dtype not in _KERNEL_DTYPES[kind]:
         return "ref"
-    if isinstance(pairs, str) and pairs in AUTO_REF_PAIRINGS:
+    num_pairs = pairs.shape[0] if isinstance(pairs, torch.Tensor) else _num_pairs(a, c, pairs)
+    if num_pairs * a.shape[1] <= AUTO_REF_MAX_WORK:
         return "ref"
     return kind if _kernel_usable(kind, a) else "ref"
 
@@ -176,7 +173,7 @@ def pair_scores(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Te
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     _check(a, c, b1, w2, b2, pairs)
-    chosen = choose_impl(impl, a, pairs)
+    chosen = choose_impl(impl, a, c, pairs)
     if chosen == "ref":
         return pair_scores_ref(a, c, b1, w2, b2, pairs, negative_slope)
     if isinstance(pairs, str):
