@@ -170,8 +170,8 @@ def test_critic_all_pairs_uses_kernel_and_matches_reference() -> None:
         grads = [p.grad.clone() for p in critic.parameters() if p.grad is not None]
         outs[impl] = [s_pos.detach(), s_neg.detach(), *grads]
     assert len(outs["auto"]) == len(outs["ref"]) > 2
-    for x, y in zip(outs["auto"], outs["ref"], strict=True):
-        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+    for x, y in zip(outs["auto"], outs["ref"], strict=True):  # float32 sums over 1,073 pairs: scaled atol
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5 * max(1.0, float(y.abs().max())))
 
 
 def test_auto_falls_back_with_one_warning_when_the_build_fails(tmp_path: Path) -> None:
