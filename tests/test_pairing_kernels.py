@@ -139,7 +139,7 @@ def build_critic_head() -> torch.nn.Module:
 
 
 def test_auto_dispatch_rule() -> None:
-    a, small, medium = torch.randn(128, 512), torch.randn(16, 64), torch.randn(40, 64)
+    a, small, medium = torch.randn(256, 512), torch.randn(16, 64), torch.randn(40, 64)
     assert choose_impl("auto", a, a, "all") == "cpu"
     assert choose_impl("auto", a, a, "index") == "cpu"
     assert choose_impl("auto", a, a, torch.zeros(300, 2, dtype=torch.int64)) == "cpu"

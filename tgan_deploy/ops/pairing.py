@@ -34,8 +34,9 @@ _KERNEL_DTYPES = {
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 # "auto" runs problems of at most this many pair-units (P * H) on the reference: there the fixed cost of a
-# custom-op call outweighs the work (measured: index pairing, B = 16, H = 64; benchmarks/results/pairing-cpu.md).
-AUTO_REF_MAX_WORK = 1 << 15
+# custom-op call (~0.3 ms) outweighs the work. Measured crossover on the CPU, one thread, index pairing:
+# reference faster up to P * H = 32,768, fused faster from 131,072 (benchmarks/results/pairing-cpu.md).
+AUTO_REF_MAX_WORK = 1 << 16
 
 _build_failed: dict[str, str] = {}  # kind -> first line of the error, after the one warning
 
