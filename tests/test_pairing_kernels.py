@@ -86,6 +86,14 @@ def test_cpu_kernel_matches_reference(kind: str, dtype: torch.dtype, shape: tupl
     _compare("cpu", "cpu", dtype, kind, shape, seed=zlib.crc32(repr((kind, shape)).encode()) % 1000)
 
 
+def test_cpu_kernel_empty_pair_list_gives_empty_scores_and_zero_grads() -> None:
+    a, c, b1, w2, b2 = _inputs(4, 3, 9, torch.float64, "cpu", seed=3)
+    s_pos, s_neg = pair_scores(a, c, b1, w2, b2, pairs=torch.empty(0, 2, dtype=torch.int64), impl="cpu")
+    assert s_pos.shape == s_neg.shape == (0,)
+    grads = torch.autograd.grad(s_pos.sum() + s_neg.sum(), (a, c, b1, w2))
+    assert all(g.shape == t.shape and not g.any() for g, t in zip(grads, (a, c, b1, w2), strict=True))
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_cpu_kernel_same_result_for_any_thread_count(threads: int) -> None:
     """Per-thread partial sums must not depend on how rows are split between threads (beyond rounding)."""
@@ -139,13 +147,14 @@ def build_critic_head() -> torch.nn.Module:
 
 
 def test_auto_dispatch_rule() -> None:
+    """The documented rule (docs/pairing.md): index pairing and P * H <= 2^16 run on the reference."""
     a, small, medium = torch.randn(256, 512), torch.randn(16, 64), torch.randn(40, 64)
     assert choose_impl("auto", a, a, "all") == "cpu"
-    assert choose_impl("auto", a, a, "index") == "cpu"
     assert choose_impl("auto", a, a, torch.zeros(300, 2, dtype=torch.int64)) == "cpu"
-    # documented rule: P * H <= AUTO_REF_MAX_WORK runs on the reference (call overhead dominates)
-    assert choose_impl("auto", small, small, "index") == "ref"
-    assert choose_impl("auto", medium, medium, "all") == "cpu"
+    assert choose_impl("auto", medium, medium, "all") == "cpu"  # 1,600 pairs x 64 units
+    assert choose_impl("auto", a, a, "index") == "ref"
+    assert choose_impl("auto", small, small, "all") == "ref"  # 256 pairs x 64 units
+    assert choose_impl("auto", a, a, torch.zeros(100, 2, dtype=torch.int64)) == "ref"  # 100 pairs x 512 units
     assert choose_impl("auto", a.bfloat16(), a.bfloat16(), "all") == "ref"  # CPU kernel: float32 / float64
     assert choose_impl("cpu", small, small, "index") == "cpu"  # explicit requests are obeyed
     with pytest.raises(ValueError, match="needs cuda tensors"):

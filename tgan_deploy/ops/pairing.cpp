@@ -173,6 +173,7 @@ std::tuple<at::Tensor, at::Tensor> pair_forward(const at::Tensor& a_in, const at
   at::Tensor s_pos = at::empty({prob.num_pairs}, a.options());
   at::Tensor s_neg = at::empty({prob.num_pairs}, a.options());
   if (prob.num_pairs == 0) return {s_pos, s_neg};
+  if (prob.hidden == 0) return {s_pos.zero_(), s_neg.zero_()};
   if (a.is_cuda()) {
 #if defined(PAIRING_WITH_CUDA)
     const c10::cuda::CUDAGuard guard(a.device());
@@ -224,7 +225,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pair_backward(
   at::Tensor raw_a = at::zeros({prob.rows_a, prob.hidden}, acc_opts);
   at::Tensor raw_c = at::zeros({prob.rows_c, prob.hidden}, acc_opts);
   at::Tensor db1, dw2;
-  if (prob.num_pairs > 0 && a.is_cuda()) {
+  if (prob.num_pairs == 0 || prob.hidden == 0) {  // nothing to sum (and no zero-sized CUDA grids)
+    db1 = at::zeros({prob.hidden}, acc_opts);
+    dw2 = at::zeros({prob.hidden}, acc_opts);
+  } else if (a.is_cuda()) {
 #if defined(PAIRING_WITH_CUDA)
     const c10::cuda::CUDAGuard guard(a.device());
     const int64_t rows = cuda_partial_rows(mode, prob.rows_a, prob.num_pairs);
@@ -254,14 +258,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pair_backward(
     TORCH_CHECK(a.device().is_cpu(), "pairing: tensors must be on the CPU or a CUDA device");
     db1 = at::zeros({prob.hidden}, acc_opts);
     dw2 = at::zeros({prob.hidden}, acc_opts);
-    if (prob.num_pairs > 0) {
-      AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pair_backward_cpu", [&] {
-        backward_cpu<scalar_t>(prob, a.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), b1.data_ptr<scalar_t>(),
-                               mode == kList ? pairs.data_ptr<int64_t>() : nullptr, g_pos.data_ptr<scalar_t>(),
-                               g_neg.data_ptr<scalar_t>(), raw_a.data_ptr<scalar_t>(), raw_c.data_ptr<scalar_t>(),
-                               db1.data_ptr<scalar_t>(), dw2.data_ptr<scalar_t>());
-      });
-    }
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pair_backward_cpu", [&] {
+      backward_cpu<scalar_t>(prob, a.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), b1.data_ptr<scalar_t>(),
+                             mode == kList ? pairs.data_ptr<int64_t>() : nullptr, g_pos.data_ptr<scalar_t>(),
+                             g_neg.data_ptr<scalar_t>(), raw_a.data_ptr<scalar_t>(), raw_c.data_ptr<scalar_t>(),
+                             db1.data_ptr<scalar_t>(), dw2.data_ptr<scalar_t>());
+    });
   }
   // Apply the factored-out w2 (pairing.h, backward_unit): dA = w2 * raw_a, dC = -w2 * raw_c, db1 = w2 * sum both.
   at::Tensor da = (raw_a * w2).to(a_in.scalar_type());

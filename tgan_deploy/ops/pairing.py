@@ -33,9 +33,11 @@ _KERNEL_DTYPES = {
     "cpu": (torch.float32, torch.float64),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
-# "auto" runs problems of at most this many pair-units (P * H) on the reference: there the fixed cost of a
-# custom-op call (~0.3 ms) outweighs the work. Measured crossover on the CPU, one thread, index pairing:
-# reference faster up to P * H = 32,768, fused faster from 131,072 (benchmarks/results/pairing-cpu.md).
+# "auto" keeps index pairing on the reference: it never holds more than [B, H] tensors, so the kernel saves no
+# memory, and the reference's few ATen calls were as fast or faster at every size measured (B up to 1024,
+# H = 512). Any other problem of at most AUTO_REF_MAX_WORK pair-units (P * H) also runs on the reference:
+# there the fixed cost of the custom-op call (~0.3 ms) outweighs the work (benchmarks/results/pairing-cpu.md).
+AUTO_REF_PAIRINGS = ("index",)
 AUTO_REF_MAX_WORK = 1 << 16
 
 _build_failed: dict[str, str] = {}  # kind -> first line of the error, after the one warning
@@ -143,9 +145,10 @@ def _kernel_usable(kind: str, a: torch.Tensor) -> bool:
 def choose_impl(impl: str, a: torch.Tensor, c: torch.Tensor, pairs: str | torch.Tensor) -> str:
     """The implementation a call runs: "ref", "cpu" or "cuda".
 
-    auto: the reference for tiny problems (P * H <= AUTO_REF_MAX_WORK), for devices other than CPU / CUDA,
-    and for dtypes the kernel of that device lacks (the CPU kernel takes float32 / float64 only); otherwise
-    the device's fused kernel, unless it cannot be built (one warning, then the reference).
+    auto: the reference for index pairing (AUTO_REF_PAIRINGS), for small problems (P * H <= AUTO_REF_MAX_WORK),
+    for devices other than CPU / CUDA and for dtypes the device's kernel lacks (the CPU kernel takes float32 /
+    float64 only); otherwise the device's fused kernel, unless it cannot be built (one warning, then the
+    reference).
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
@@ -160,6 +163,8 @@ def choose_impl(impl: str, a: torch.Tensor, c: torch.Tensor, pairs: str | torch.
                              "use impl='ref'")
         return impl
     if kind not in _KERNEL_DTYPES or a.dtype not in _KERNEL_DTYPES[kind]:
+        return "ref"
+    if isinstance(pairs, str) and pairs in AUTO_REF_PAIRINGS:
         return "ref"
     num_pairs = pairs.shape[0] if isinstance(pairs, torch.Tensor) else _num_pairs(a, c, pairs)
     if num_pairs * a.shape[1] <= AUTO_REF_MAX_WORK:
