@@ -30,7 +30,7 @@ step() {  # step NAME COMMAND...: run it, log it, remember a failure, go on with
 }
 
 # ---- environment
-step environment bash -c "nvidia-smi; $PY -c 'import torch, sys; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else None)'"
+step environment bash -c "(nvidia-smi || echo 'nvidia-smi not found'); $PY -c 'import torch, sys; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else None)'"
 if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   echo "gpu-check: torch sees no CUDA GPU here; nothing to check" >&2
   exit 2

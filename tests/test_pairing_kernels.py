@@ -229,7 +229,8 @@ def test_gradcheck_cuda_kernel_float64(kind: str) -> None:
     def fn(*xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return pair_scores(*xs, pairs=pairs, negative_slope=0.3, impl="cuda")
 
-    assert torch.autograd.gradcheck(fn, (a, c, b1, w2, b2))
+    # pair lists sum dA / dC with atomicAdd: the order, hence the last bits, may differ between two backwards
+    assert torch.autograd.gradcheck(fn, (a, c, b1, w2, b2), nondet_tol=1e-12 if kind == "list" else 0.0)
 
 
 @pytest.mark.gpu
