@@ -128,6 +128,7 @@ __global__ void forward_pairs_kernel(Problem prob, const scalar_t* __restrict__ 
 constexpr int kRowGroups = 8;
 constexpr int kRowsPerThread = kOwnRows / kRowGroups;
 constexpr int kOther = 32;
+static_assert(kOther == kOwnRows, "the g+ / g- tile loads assume square tiles");
 
 template <typename scalar_t, typename acc_t, bool OWN_A>
 __global__ void backward_all_kernel(Problem prob, const scalar_t* __restrict__ a, const scalar_t* __restrict__ c,
@@ -169,7 +170,9 @@ __global__ void backward_all_kernel(Problem prob, const scalar_t* __restrict__ a
                                                                  : acc_t(0);
     }
     for (int e = tid; e < kOwnRows * kOther; e += kUnits * kRowGroups) {
-      const int r = e / kOther, q = e % kOther;  // own row r, other row q
+      // own row r, other row q; consecutive threads read consecutive pairs p (coalesced) in both variants
+      const int r = OWN_A ? e / kOther : e % kOwnRows;
+      const int q = OWN_A ? e % kOther : e / kOwnRows;
       const int64_t own_row = own0 + r, other_row = o0 + q;
       acc_t gp = 0, gn = 0;  // pairs outside the problem get g = 0: they add nothing
       if (own_row < own_rows && other_row < other_rows) {
