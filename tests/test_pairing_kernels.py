@@ -139,6 +139,22 @@ def test_torch_export_traces_the_fused_op() -> None:
     torch.testing.assert_close(program.module()(x_r, x_f), AllPairs()(x_r, x_f))
 
 
+@pytest.mark.slow
+def test_torch_compile_fullgraph_through_auto_dispatch() -> None:
+    """torch.compile traces pair_scores (auto dispatch included) without a graph break; same loss and grads."""
+    inputs = _inputs(40, 30, 64, torch.float32, "cpu", seed=4)[:4]
+
+    def loss(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+        s_pos, s_neg = pair_scores(a, c, b1, w2, pairs="all", impl="auto")
+        return torch.nn.functional.softplus(-s_pos).mean() + torch.nn.functional.softplus(s_neg).mean()
+
+    compiled = torch.compile(loss, fullgraph=True)
+    got = [compiled(*inputs), *torch.autograd.grad(compiled(*inputs), inputs)]
+    want = [loss(*inputs), *torch.autograd.grad(loss(*inputs), inputs)]
+    for x, y in zip(got, want, strict=True):
+        torch.testing.assert_close(x, y)
+
+
 def build_critic_head() -> torch.nn.Module:
     from tgan_deploy.models.heads import PairHead
 

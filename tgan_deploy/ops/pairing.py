@@ -123,7 +123,8 @@ _fused.register_autograd(_backward, setup_context=_setup_context)
 
 # ---------------------------------------------------------------- dispatch
 
-def _kernel_usable(kind: str, a: torch.Tensor) -> bool:
+@torch.compiler.assume_constant_result  # torch.compile: decided once at trace time, not traced into
+def _kernel_usable(kind: str) -> bool:
     """Build (or load) the kernel for `kind`; on failure warn ONCE and remember, so auto uses the reference."""
     from tgan_deploy.ops import build
 
@@ -169,7 +170,7 @@ def choose_impl(impl: str, a: torch.Tensor, c: torch.Tensor, pairs: str | torch.
     num_pairs = pairs.shape[0] if isinstance(pairs, torch.Tensor) else _num_pairs(a, c, pairs)
     if num_pairs * a.shape[1] <= AUTO_REF_MAX_WORK:
         return "ref"
-    return kind if _kernel_usable(kind, a) else "ref"
+    return kind if _kernel_usable(kind) else "ref"
 
 
 def pair_scores(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
