@@ -67,10 +67,14 @@ def test_cache_key_follows_the_sources(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_edited_source_rebuilds_once_when_two_processes_build_at_once(tmp_path: Path) -> None:
-    """Like two DDP ranks on a fresh cache: both succeed, exactly one compiles, both load the same build."""
+    """Like two DDP ranks after a killed build: both succeed, exactly one compiles, both load the same build."""
     src = _copy_sources(tmp_path / "src")
     (src / "pairing.cpp").write_text((src / "pairing.cpp").read_text() + "\n// edited: must rebuild\n")
     env = {**ENV, build.CACHE_ENV: str(tmp_path / "cache")}
+    # a build killed earlier (kill -9) left torch's build baton behind: it must not make the builders wait forever
+    stale = tmp_path / "cache" / f"tgan_pairing_cpu_{build.build_key('cpu', src)}" / "lock"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("")
     procs = [subprocess.Popen([sys.executable, "-c", LOAD_AND_RUN, str(src)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]

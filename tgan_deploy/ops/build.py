@@ -135,6 +135,9 @@ def load_pairing(kind: str, source_dir: Path = SOURCE_DIR, cache_dir: Path | Non
         build_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(Path(root) / f"{name}.lock")):
             if not marker.exists():  # another process may have finished the build while we waited
+                # Holding our lock, nobody else builds this key: a torch build baton left here is from a killed
+                # build and would make torch wait for it forever.
+                (build_dir / "lock").unlink(missing_ok=True)
                 _compile(kind, name, Path(source_dir), build_dir)
                 marker.write_text(name + "\n")  # written only after a complete, importable build
                 built = True
