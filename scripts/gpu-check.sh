@@ -48,6 +48,10 @@ fi
 step pairing-build $PY -m tgan_deploy.ops.build --kind cuda
 step pytest-gpu $PY -m pytest -m gpu -q -p no:cacheprovider tests
 step pairing-bench $PY benchmarks/pairing.py --device cuda --note "scripts/gpu-check.sh $STAMP"
+# TensorRT export + runtime (skipped inside pytest where TensorRT is not installed; see docs/export.md).
+step pytest-tensorrt $PY -m pytest -m tensorrt -q -p no:cacheprovider tests
+# Runtime: TensorRT fp16 / ONNX Runtime CUDA vs PyTorch eager and CUDA graphs (docs/runtime.md).
+step runtime-bench $PY benchmarks/runtime.py --gpu
 
 # ---- summary
 if ((${#failures[@]})); then
