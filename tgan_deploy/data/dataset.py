@@ -1,0 +1,129 @@
+"""`load_dataset`: any supported source -> one in-memory (or memory-mapped) dataset of ready tensors.
+
+Every source is decoded, converted and resized ONCE when loaded (image folders: cached on disk, see
+folder.py), and kept as uint8 [N, C, R, R] (or float32 [N, 2] points). A batch is then one fancy-index and
+one uint8 -> float conversion: no per-step JPEG decoding competing with the GPU for a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tgan_deploy.config import DataConfig, ModelConfig
+from tgan_deploy.data import builtins
+from tgan_deploy.data.images import fit_array
+from tgan_deploy.errors import DataError
+
+Kind = Literal["image", "points"]
+
+
+class TrainingData(Dataset[torch.Tensor]):
+    """Items are float32 tensors: images [C, R, R] in [-1, 1], or points [2]. No labels.
+
+    `kind` is "image" or "points"; `source` the string it was loaded from; `skipped` how many unreadable
+    files were left out (image folders only).
+    """
+
+    def __init__(self, array: np.ndarray, kind: Kind, source: str, skipped: int = 0) -> None:
+        self.array = array  # uint8 [N, C, R, R] (possibly np.memmap) or float32 [N, 2]
+        self.kind: Kind = kind
+        self.source = source
+        self.skipped = skipped
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        """A whole batch at once (DataLoader calls this when it exists): float32 [B, ...]."""
+        batch = torch.from_numpy(np.ascontiguousarray(self.array[np.asarray(indices, dtype=np.int64)]))
+        if self.kind == "points":
+            return batch
+        return batch.float().div_(127.5).sub_(1.0)  # 0 -> -1, 255 -> 1 exactly
+
+    # A memory-mapped cache must reach spawned DataLoader workers as a file name, not as a pickled copy.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if isinstance(self.array, np.memmap) and self.array.filename is not None:
+            state["array"] = ("memmap", self.array.filename)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["array"], tuple):
+            state["array"] = np.load(state["array"][1], mmap_mode="r")
+        self.__dict__.update(state)
+
+
+def dataset_kind(source: str) -> Kind | None:
+    """"image" or "points" from the source string alone; None for an .npz file (its array decides)."""
+    if source.startswith(builtins.PREFIX):
+        return builtins.BUILTINS[builtins.builtin_name(source)]  # type: ignore[return-value]
+    return None if source.lower().endswith(".npz") else "image"
+
+
+def load_dataset(source: str, model_cfg: ModelConfig, data_cfg: DataConfig) -> TrainingData:
+    """Load `source` (an image folder, an .npz file, or builtin:{mnist5k,digits,ring8,grid25}).
+
+    Images come out as model_cfg.channels x model_cfg.resolution^2 in [-1, 1]; points as [2]. A source whose
+    kind does not fit model_cfg.arch ("mlp" for points, "dcgan" for images) fails with the fix.
+    """
+    early = dataset_kind(source)
+    if early is not None:
+        check_arch(source, early, model_cfg)  # before any slow decoding
+    if source.startswith(builtins.PREFIX):
+        data = _load_builtin(source, model_cfg)
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise DataError(_missing_source_message(source))
+        if path.is_dir():
+            from tgan_deploy.data.folder import load_folder
+
+            data = load_folder(path, model_cfg, data_cfg)
+        elif path.suffix.lower() == ".npz":
+            from tgan_deploy.data.npz import load_npz
+
+            data = load_npz(path, model_cfg)
+        else:
+            raise DataError(f"data source {source} is a file but not an .npz: give an image folder, "
+                            f"an .npz file or a builtin:NAME")
+    check_arch(source, data.kind, model_cfg)
+    return data
+
+
+def check_arch(source: str, kind: str, model_cfg: ModelConfig) -> None:
+    """Images need model.arch dcgan, 2-D points model.arch mlp: say which setting fixes a mismatch."""
+    if kind == "points" and model_cfg.arch != "mlp":
+        raise DataError(f"{source} is 2-D point data, but model.arch is {model_cfg.arch!r}: "
+                        f"set model.arch mlp (and model.latent_dim 2, PacGAN's toy setting)")
+    if kind == "image" and model_cfg.arch == "mlp":
+        raise DataError(f"{source} is image data, but model.arch is 'mlp' (2-D points only): "
+                        f"set model.arch dcgan, or use builtin:ring8 / builtin:grid25")
+    if kind == "image" and model_cfg.resolution <= 0:
+        raise DataError(f"model.resolution must be positive, got {model_cfg.resolution}")
+
+
+def _load_builtin(source: str, model_cfg: ModelConfig) -> TrainingData:
+    name = builtins.builtin_name(source)
+    if builtins.BUILTINS[name] == "points":
+        return TrainingData(builtins.toy_points(name), "points", source)
+    images = builtins.builtin_images(name)[:, None]  # [N, 1, H, W]
+    return TrainingData(fit_array(images, model_cfg.resolution, model_cfg.channels), "image", source)
+
+
+def _missing_source_message(source: str) -> str:
+    if source in builtins.BUILTINS:
+        return f"data source {source!r} does not exist (did you mean {builtins.PREFIX}{source}?)"
+    return (f"data source {source} does not exist: give an image folder, an .npz file, or one of "
+            f"{', '.join(builtins.PREFIX + n for n in builtins.BUILTINS)}")

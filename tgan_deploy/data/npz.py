@@ -1,0 +1,80 @@
+"""An .npz file of images or 2-D points (loaded with allow_pickle=False: never unpickles).
+
+The array is the one named "images" (or "points"), else the file's only array. Accepted shapes:
+  [N, 2]                      2-D points (any real dtype) for model.arch mlp
+  [N, H, W]                   grayscale images
+  [N, H, W, C] or [N, C, H, W] with C in 1, 3, 4 (NHWC when the last axis is 1/3/4, else NCHW)
+Image values: uint8 0..255 (any integer dtype with values in 0..255), or floats in [0, 1] or in [-1, 1]
+(read as [-1, 1] when any value is negative). Images are stored as uint8, resized and converted like files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tgan_deploy.config import ModelConfig
+from tgan_deploy.data.dataset import TrainingData
+from tgan_deploy.data.images import fit_array
+from tgan_deploy.errors import DataError
+
+_SHAPES = "[N, 2] points, [N, H, W], [N, H, W, C] or [N, C, H, W] images with C in 1, 3, 4"
+
+
+def load_npz(path: Path, model_cfg: ModelConfig) -> TrainingData:
+    array = _read_array(path)
+    if array.ndim == 2 and array.shape[1] == 2:
+        return TrainingData(_points(path, array), "points", str(path))
+    return TrainingData(fit_array(_images_nchw(path, array), model_cfg.resolution, model_cfg.channels),
+                        "image", str(path))
+
+
+def _read_array(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.keys())
+            key = next((k for k in ("images", "points") if k in keys), keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise DataError(f"{path} holds arrays {keys or '(none)'}: name the training array 'images' "
+                                f"(np.savez(path, images=x))")
+            array = npz[key]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, truncated, or an object array
+        raise DataError(f"cannot read {path} as .npz ({str(exc).splitlines()[0]}): "
+                        f"save it with numpy.savez and plain numeric arrays") from exc
+    if array.dtype.kind not in "uif" or array.dtype.kind == "b":
+        raise DataError(f"{path}: array dtype {array.dtype} is not numeric: save uint8 or float images")
+    if array.shape[:1] == (0,) or array.size == 0:
+        raise DataError(f"{path}: the array is empty (shape {array.shape}): it needs at least one item")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DataError(f"{path}: the array contains NaN or infinite values: clean the data")
+    return array
+
+
+def _points(path: Path, array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _images_nchw(path: Path, array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3:
+        array = array[:, None]
+    elif array.ndim == 4 and array.shape[-1] in (1, 3, 4):
+        array = array.transpose(0, 3, 1, 2)
+    elif not (array.ndim == 4 and array.shape[1] in (1, 3, 4)):
+        raise DataError(f"{path}: array shape {array.shape} is not accepted: use {_SHAPES}")
+    return _to_uint8(path, array)
+
+
+def _to_uint8(path: Path, array: np.ndarray) -> np.ndarray:
+    lo, hi = float(array.min()), float(array.max())
+    if array.dtype.kind in "ui":
+        if lo < 0 or hi > 255:
+            raise DataError(f"{path}: integer images must lie in 0..255, found {lo:g}..{hi:g}: rescale to uint8")
+        return array.astype(np.uint8)
+    if lo < -1 or hi > 1:
+        raise DataError(f"{path}: float images must lie in [0, 1] or [-1, 1], found [{lo:g}, {hi:g}]: "
+                        f"rescale, or save uint8 for 0..255 values")
+    unit = (array + 1) / 2 if lo < 0 else array  # -> [0, 1]
+    return np.rint(unit * 255).astype(np.uint8)
