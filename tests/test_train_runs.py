@@ -11,7 +11,9 @@ from PIL import Image
 from train_support import IMAGES, TOY, losses, metrics, run_train
 
 from tgan_deploy.checkpoint import list_checkpoints, load_checkpoint, load_generator
+from tgan_deploy.config import TrainConfig
 from tgan_deploy.objectives import OBJECTIVES
+from tgan_deploy.train.loop import train
 
 # Every objective, each T-objective with a different pairing so all three pairings train for real.
 CASES = [("t-sgan", "index"), ("t-wgan", "perm:2"), ("t-lsgan", "all"), ("t-hinge", "index"),
@@ -23,22 +25,31 @@ def test_cases_cover_every_objective() -> None:
     assert sorted(name for name, _ in CASES) == sorted(OBJECTIVES)
 
 
+def toy_config(out: Path, **run: object) -> TrainConfig:
+    """The CLI's TOY settings as a config (for in-process runs)."""
+    return TrainConfig.from_dict({
+        "model": {"arch": "mlp", "latent_dim": 2, "toy_hidden": 16, "toy_depth": 2, "head_hidden": 16},
+        "data": {"source": "builtin:grid25"}, "optim": {"batch_size": 16},
+        "run": {"out": str(out), "threads": 1, **run}})
+
+
 @pytest.mark.parametrize(("objective", "pairing"), CASES)
 def test_toy_run_every_objective(tmp_path: Path, objective: str, pairing: str) -> None:
+    # In-process (the real loop, real files) to spare ten torch imports; the CLI runs below are subprocesses.
     out = tmp_path / "run"
-    run_train(*TOY, "--objective", objective, "--pairing", pairing, "--steps", "24", "--out", str(out),
-              "--set", "run.log_every=4", "--set", "run.sample_every=12", "--set", "run.checkpoint_every=8",
-              "--set", "run.keep_last=2")
+    cfg = toy_config(out, steps=12, log_every=4, sample_every=6, checkpoint_every=4, keep_last=2)
+    cfg.objective.name, cfg.objective.pairing = objective, pairing
+    train(cfg)
     rows = losses(out)
-    assert [r[0] for r in rows] == [4, 8, 12, 16, 20, 24]
+    assert [r[0] for r in rows] == [4, 8, 12]
     assert all(torch.isfinite(torch.tensor(r[1:])).all() for r in rows)
-    # keep-last-2 pruned step 8; best.pt exists and is a loadable checkpoint
-    assert [p.name for p in list_checkpoints(out)] == ["step-00000016.pt", "step-00000024.pt"]
-    assert load_checkpoint(out / "checkpoints" / "best.pt")["step"] in (8, 16, 24)
+    # keep-last-2 pruned step 4; best.pt exists and is a loadable checkpoint
+    assert [p.name for p in list_checkpoints(out)] == ["step-00000008.pt", "step-00000012.pt"]
+    assert load_checkpoint(out / "checkpoints" / "best.pt")["step"] in (4, 8, 12)
     G, cfg, state = load_generator(out)
-    assert cfg.objective.name == objective and state["step"] == 24
+    assert cfg.objective.name == objective and state["step"] == 12
     assert G(torch.zeros(3, 2)).shape == (3, 2)
-    for png in ("samples/step-00000012.png", "samples/step-00000024.png", "samples.png", "losses.png"):
+    for png in ("samples/step-00000006.png", "samples/step-00000012.png", "samples.png", "losses.png"):
         assert Image.open(out / png).size[0] > 100
 
 

@@ -46,3 +46,11 @@ def prepare(run_dir: Path, *, resume: bool, force: bool) -> None:
                 path.unlink()
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     (run_dir / SAMPLES_DIR).mkdir(exist_ok=True)
+    remove_stale_temporaries(run_dir)
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete `.NAME.XXXX.tmp` files that a killed process left mid-write (io.atomic_path's temporaries)."""
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR, run_dir / SAMPLES_DIR):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
