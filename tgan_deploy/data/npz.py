@@ -10,6 +10,7 @@ Image values: uint8 0..255 (any integer dtype with values in 0..255), or floats 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,9 @@ def _read_array(path: Path) -> np.ndarray:
             array = npz[key]
     except DataError:
         raise
-    except (OSError, ValueError, EOFError) as exc:  # not a zip, truncated, or an object array
-        raise DataError(f"cannot read {path} as .npz ({str(exc).splitlines()[0]}): "
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # not a zip, truncated, object arrays
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"cannot read {path} as .npz ({reason}): "
                         f"save it with numpy.savez and plain numeric arrays") from exc
     if array.dtype.kind not in "uif" or array.dtype.kind == "b":
         raise DataError(f"{path}: array dtype {array.dtype} is not numeric: save uint8 or float images")
