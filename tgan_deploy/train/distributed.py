@@ -108,7 +108,7 @@ class _GlobalBatchNormMixin:
             return super().forward(x)  # type: ignore[misc]
         from torch.distributed.nn.functional import all_gather
 
-        dims = [0] + list(range(2, x.dim()))  # every axis but channels
+        dims = [0, *range(2, x.dim())]  # every axis but channels
         count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device, dtype=torch.float32)
         local = torch.cat([x.sum(dims).float(), count.reshape(1)])
         total = torch.stack(all_gather(local)).sum(0)

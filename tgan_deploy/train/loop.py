@@ -173,11 +173,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
 
                     # 3. generator EMA
                     if ema is not None:
-                        ema.update(G)
+                        ema.update(G, step)
                     step += 1
-                    if step % cfg.run.log_every == 0 or step == cfg.run.steps:
-                        if not weights_finite(G, critic):
-                            raise Diverged("non-finite weights")
+                    at_log = step % cfg.run.log_every == 0 or step == cfg.run.steps
+                    if at_log and not weights_finite(G, critic):
+                        raise Diverged("non-finite weights")
                 except Diverged as exc:
                     critic.requires_grad_(True)
                     step = recover(parts, run_dir, initial, step, str(exc), logger, device)
