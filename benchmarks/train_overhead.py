@@ -28,8 +28,8 @@ from tgan_deploy.config import TrainConfig
 from tgan_deploy.data import load_dataset, make_loader
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective, scores
-from tgan_deploy.train.loop import train
 from tgan_deploy.train.logging import read_metrics
+from tgan_deploy.train.loop import train
 
 RESULTS = Path(__file__).parent / "results"
 CASES = {

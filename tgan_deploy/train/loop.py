@@ -175,8 +175,9 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                     if ema is not None:
                         ema.update(G, step)
                     step += 1
-                    at_log = step % cfg.run.log_every == 0 or step == cfg.run.steps
-                    if at_log and not weights_finite(G, critic):
+                    # The weights too, before anything is logged or saved (a NaN checkpoint is never written).
+                    periodic = due(step, cfg.run.log_every, cfg) or due(step, cfg.run.checkpoint_every, cfg)
+                    if periodic and not weights_finite(G, critic):
                         raise Diverged("non-finite weights")
                 except Diverged as exc:
                     critic.requires_grad_(True)
@@ -190,15 +191,15 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                 g_mean = totals.last("g")
                 trainer["g_loss_ema"] = g_mean if math.isnan(trainer["g_loss_ema"]) else (
                     G_LOSS_EMA_DECAY * trainer["g_loss_ema"] + (1 - G_LOSS_EMA_DECAY) * g_mean)
-                if step % cfg.run.log_every == 0 or step == cfg.run.steps:
+                if due(step, cfg.run.log_every, cfg):
                     logger.log(step, totals.means() | {"g_loss_ema": trainer["g_loss_ema"],
                                                        "lr_g": opt_g.param_groups[0]["lr"],
                                                        "lr_d": opt_d.param_groups[0]["lr"]})
                     totals = Totals()
-                if ctx.is_main and (step % cfg.run.sample_every == 0 or step == cfg.run.steps):
+                if ctx.is_main and due(step, cfg.run.sample_every, cfg):
                     write_samples(parts, run_dir, step, dataset)
                 interrupted = distributed.any_rank(stop.requested, ctx, device)
-                if step % cfg.run.checkpoint_every == 0 or step == cfg.run.steps or interrupted:
+                if due(step, cfg.run.checkpoint_every, cfg) or interrupted:
                     save(parts, run_dir, step, ctx)
                 if interrupted:
                     logger.event(step, "interrupted", f"stopped by {stop.signal_name}; checkpoint saved, "
@@ -228,6 +229,11 @@ def set_determinism(cfg: TrainConfig) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' requirement for determinism
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+
+
+def due(step: int, every: int, cfg: TrainConfig) -> bool:
+    """Periodic work happens every `every` iterations and after the last one."""
+    return step % every == 0 or step == cfg.run.steps
 
 
 def guard(what: str, loss: torch.Tensor, model: nn.Module) -> tuple[float, float]:
@@ -314,10 +320,8 @@ class Parts:
 
 
 def save(parts: Parts, run_dir: Path, step: int, ctx: distributed.Context) -> None:
-    """Rank 0 writes step-XXXXXXXX.pt (after checking the weights are finite), best.pt, prunes old ones."""
+    """Rank 0 writes step-XXXXXXXX.pt, best.pt, prunes old ones (the loop checked the weights are finite)."""
     if ctx.is_main:
-        if not weights_finite(parts.G, parts.critic):
-            raise Diverged("non-finite weights at checkpoint time")  # never save a broken model
         trainer = parts.trainer
         is_best = math.isfinite(trainer["g_loss_ema"]) and trainer["g_loss_ema"] < trainer["best_g_loss_ema"]
         if is_best:
