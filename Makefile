@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# tensorrt-stubs declares a dependency on tensorrt itself, whose libraries come from NVIDIA's own
 	# index (unreachable here): the stubs alone are all mypy needs.
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
+	$(PY) scripts/prepare_trt_stubs.py
 	@touch $(STAMP)
 
 install: $(STAMP)

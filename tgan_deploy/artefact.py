@@ -38,6 +38,11 @@ class ArtefactMetadata:
     package_version: str = ""
     exported_at: str = ""
     files: dict[str, str] = dataclasses.field(default_factory=dict)  # role -> file name in the export dir
+    # Added by the exporter (informational; readers may ignore them):
+    weights: str = ""  # "ema" or "raw": which generator weights of the checkpoint were exported
+    source_step: int | None = None  # training step of the source checkpoint
+    opset: int | None = None  # ONNX opset of the exported graphs
+    batch_profile: list[int] = dataclasses.field(default_factory=list)  # [min, opt, max] batch of the engines
     format: str = ARTEFACT_FORMAT
 
     @property
@@ -55,13 +60,17 @@ class ArtefactMetadata:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtefactMetadata:
-        if data.get("format") != ARTEFACT_FORMAT:
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if fmt != ARTEFACT_FORMAT:
             raise TganError(
-                f"not a tgan-deploy artefact (format {data.get('format')!r}, expected {ARTEFACT_FORMAT!r}): "
+                f"not a tgan-deploy artefact (format {fmt!r}, expected {ARTEFACT_FORMAT!r}): "
                 "export it with `tgan-export`"
             )
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError as exc:  # a required field is missing
+            raise TganError(f"artefact metadata is incomplete ({exc}): re-export it with `tgan-export`") from exc
 
     def to_onnx_props(self) -> dict[str, str]:
         """`metadata_props` entries: one per field, JSON-encoded values."""

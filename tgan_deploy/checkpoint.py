@@ -51,9 +51,11 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory's newest step checkpoint."""
+    """A checkpoint file, or a run directory's (or its checkpoints/ folder's) newest step checkpoint."""
     p = Path(path)
     if p.is_dir():
+        if p.name == CHECKPOINT_DIR and not (p / CHECKPOINT_DIR).is_dir():
+            p = p.parent  # RUN_DIR/checkpoints given instead of RUN_DIR
         found = list_checkpoints(p)
         if not found:
             raise CheckpointError(f"{p} holds no checkpoints ({CHECKPOINT_DIR}/step-*.pt): "
@@ -75,8 +77,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               "it may be truncated or not a tgan-deploy checkpoint") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{file} is not a tgan-deploy checkpoint (no {CHECKPOINT_FORMAT!r} tag)")
-    if "config" not in state:
-        raise CheckpointError(f"{file} carries no config: it cannot be rebuilt")
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{file} carries no config mapping: it cannot be rebuilt")
     try:
         state["config_obj"] = TrainConfig.from_dict(state["config"])
     except TganError as exc:
@@ -97,8 +99,10 @@ def load_state_dict_checked(module: nn.Module, state_dict: dict[str, Any], what:
     """load_state_dict with a one-line error when the architecture does not match."""
     try:
         module.load_state_dict(state_dict)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        # torch's message is "Error(s) in loading state_dict for X:" then one indented line per problem
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = " ".join(lines[:2]) if lines else type(exc).__name__
         raise CheckpointError(f"{file}: {what} does not match the architecture in its config ({first[:160]})"
                               ) from exc
 

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import json
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from tgan_deploy.errors import ConfigError
 
@@ -174,10 +174,17 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if not 0 < r.rollback_lr_factor < 1:
             raise ConfigError(f"run.rollback_lr_factor must be in (0, 1), got {r.rollback_lr_factor}")
-        if not 0 <= opt.ema_decay < 1:
-            raise ConfigError(f"optim.ema_decay must be in [0, 1), got {opt.ema_decay}")
-        if opt.lr_g <= 0 or opt.lr_d <= 0:
-            raise ConfigError(f"learning rates must be positive, got lr_g {opt.lr_g}, lr_d {opt.lr_d}")
+        for name, rate in [("optim.lr_g", opt.lr_g), ("optim.lr_d", opt.lr_d)]:
+            if not 0 < rate < float("inf"):
+                raise ConfigError(f"{name} must be a positive finite learning rate, got {rate}")
+        for name, fraction in [("optim.beta1", opt.beta1), ("optim.beta2", opt.beta2),
+                               ("optim.ema_decay", opt.ema_decay)]:
+            if not 0 <= fraction < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {fraction}")
+        for name, amount in [("objective.gp_weight", o.gp_weight), ("model.negative_slope", m.negative_slope),
+                             ("data.workers", float(self.data.workers))]:
+            if not 0 <= amount < float("inf"):
+                raise ConfigError(f"{name} must be >= 0, got {amount}")
         # Lazy import: objectives need torch, config must not.
         from importlib import import_module
 
@@ -233,16 +240,35 @@ def _set_field(obj: Any, name: str, value: Any, prefix: str) -> None:
     _child(obj, name, prefix)
     kind = get_type_hints(type(obj))[name]
     try:
-        if kind is bool and isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(value)
-            value = value.lower() in ("true", "1", "yes")
-        elif kind in (int, float, str) and not isinstance(value, bool):
-            value = kind(value)
-            if kind is float and isinstance(value, float) and value != value:
-                raise ValueError("nan")
-        elif kind in (int, float) and isinstance(value, bool):
-            raise ValueError(value)
-    except ValueError as exc:
-        raise ConfigError(f"config key {prefix + name!r}: {value!r} is not a valid {kind.__name__}") from exc
+        value = _convert(value, kind)
+    except (TypeError, ValueError) as exc:
+        what = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"config key {prefix + name!r}: {value!r} is not a valid {what}") from exc
     setattr(obj, name, value)
+
+
+def _convert(value: Any, kind: Any) -> Any:
+    """`value` as the field type `kind` (bool, int, float, str, or `X | None`); other types pass through."""
+    members = get_args(kind)
+    if type(None) in members:  # an optional field: None, or a value of its other type
+        if value is None:
+            return None
+        (inner,) = [m for m in members if m is not type(None)]
+        return _convert(value, inner)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):  # bool is an int too
+            return bool(value)
+        raise ValueError(value)
+    if kind not in (int, float, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        # YAML reads `no`/`off` as False and an empty value as None: neither is a number or a name.
+        raise ValueError(value)
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)  # int(32.7) would silently truncate
+    converted = kind(value)
+    if kind is float and converted != converted:
+        raise ValueError("nan")
+    return converted

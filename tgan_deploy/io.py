@@ -23,6 +23,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates the file 0600; give the result the mode a plain open() would (0666 minus umask),
+        # so that checkpoints and exports stay readable by a serving process running as another user.
+        tmp.chmod(0o666 & ~_current_umask())
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -31,6 +34,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read the umask is to set it and set it back
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,0 +1,32 @@
+"""Sampling from exported generators: seeds -> latents -> backend -> images.
+
+Light by design: importing this package and serving an ONNX model needs numpy, onnxruntime, click and
+Pillow only; torch and TensorRT are imported by their own backends when those are opened.
+"""
+
+from tgan_deploy.runtime.batching import BatchingSampler
+from tgan_deploy.runtime.errors import (
+    BackendUnavailableError,
+    BatcherClosedError,
+    EngineMismatchError,
+    InvalidLatentError,
+    InvalidSeedError,
+    ModelLoadError,
+    QueueFullError,
+)
+from tgan_deploy.runtime.latents import latent, latents
+from tgan_deploy.runtime.sampler import Sampler
+
+__all__ = [
+    "BackendUnavailableError",
+    "BatcherClosedError",
+    "BatchingSampler",
+    "EngineMismatchError",
+    "InvalidLatentError",
+    "InvalidSeedError",
+    "ModelLoadError",
+    "QueueFullError",
+    "Sampler",
+    "latent",
+    "latents",
+]

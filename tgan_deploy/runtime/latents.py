@@ -23,14 +23,20 @@ def latent(seed: int, latent_dim: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(latent_dim).astype(np.float32)
 
 
-def latents(seeds: Iterable[int], latent_dim: int) -> np.ndarray:
-    """Stacked latents [len(seeds), latent_dim] float32, one row per seed, in order."""
+def check_seeds(seeds: Iterable[int]) -> list[int]:
+    """The seeds as a list; InvalidSeedError if empty or any is not a non-negative integer."""
     seeds = list(seeds)
     if not seeds:
         raise InvalidSeedError("no seeds given: pass at least one non-negative integer seed")
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
             raise InvalidSeedError(f"seed {s!r} is not a non-negative integer: seeds must be ints >= 0")
+    return seeds
+
+
+def latents(seeds: Iterable[int], latent_dim: int) -> np.ndarray:
+    """Stacked latents [len(seeds), latent_dim] float32, one row per seed, in order."""
+    seeds = check_seeds(seeds)
     if latent_dim <= 0:
         raise TganError(f"latent_dim must be positive, got {latent_dim}")
     return np.stack([latent(int(s), latent_dim) for s in seeds])

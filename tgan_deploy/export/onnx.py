@@ -1,0 +1,158 @@
+"""Generator -> one ONNX file: eval() copy, parametrisations removed, dynamic batch, checked graph.
+
+The graph has one input `z` float32 [batch, latent_dim] and one output: `image` float32 [batch, C, H, W]
+in [-1, 1], `image` uint8 [batch, C, H, W] in [0, 255] (post-processing baked in: the convention
+torch-fidelity's ONNX generator input expects), or `points` float32 [batch, 2] for 2-D toy models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import onnx
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from tgan_deploy.artefact import INPUT_NAME, ArtefactMetadata
+from tgan_deploy.errors import TganError
+
+# The dynamo exporter (torch >= 2.5's default) translates natively from opset 18; lower opsets go through
+# the ONNX version converter, and an opset above what onnx knows silently falls back to 18 (measured with
+# torch 2.13), so the requested opset is checked before and after export.
+MIN_OPSET = 18
+DEFAULT_OPSET = 20
+# protobuf cannot serialise a message above 2 GiB; past this many weight bytes the weights go to a .data file.
+SINGLE_FILE_LIMIT = 1800 * 2**20
+EXPORT_BATCH = 2  # export with batch >= 2 so no exporter specialises the batch axis to 1
+
+
+class ExportError(TganError):
+    """The exporter could not write or check the graph."""
+
+
+def max_supported_opset() -> int:
+    return int(onnx.defs.onnx_opset_version())
+
+
+def check_opset(opset: int) -> None:
+    top = max_supported_opset()
+    if not MIN_OPSET <= opset <= top:
+        raise ExportError(f"--opset {opset} cannot be written by the installed exporter (torch "
+                          f"{torch.__version__}, onnx {onnx.__version__}): choose {MIN_OPSET}..{top}")
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 [0, 255]: scale, round half to even (torch and ONNX Round agree), clamp, cast."""
+    return ((image + 1.0) * 127.5).round().clamp(0.0, 255.0).to(torch.uint8)
+
+
+class UInt8Output(nn.Module):
+    """The generator followed by `to_uint8`, so the exported graph emits ready-to-save pixels."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return to_uint8(self.generator(z))
+
+
+def prepare_for_export(generator: nn.Module, output_dtype: str = "float32") -> nn.Module:
+    """An eval() copy with every parametrisation (spectral norm) folded into plain weights."""
+    model = copy.deepcopy(generator).eval()
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            parametrizations = cast(nn.ModuleDict, module.parametrizations)
+            for name in list(parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    if output_dtype == "uint8":
+        model = UInt8Output(model).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter prints progress and logs warnings about absent torchvision ops: keep the CLI clean."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def export_onnx(model: nn.Module, path: Path, latent_dim: int, output_name: str, opset: int = DEFAULT_OPSET,
+                max_batch: int = 1 << 16) -> onnx.ModelProto:
+    """Export `model` (from `prepare_for_export`) to `path` with a dynamic batch axis; check it; return it."""
+    check_opset(opset)
+    weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    external = weight_bytes > SINGLE_FILE_LIMIT
+    batch = torch.export.Dim("batch", min=1, max=max(max_batch, EXPORT_BATCH))
+    example = torch.randn(EXPORT_BATCH, latent_dim)
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[output_name],
+                              dynamic_shapes=({0: batch},), opset_version=opset, external_data=external,
+                              dynamo=True, verbose=False)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"torch.onnx.export failed ({first[:200]}): check torch/onnxscript versions "
+                          "or try another --opset") from exc
+    written = written_opset(onnx.load(str(path), load_external_data=False))
+    if written != opset:
+        raise ExportError(f"--opset {opset} cannot be written by the installed exporter (it wrote opset "
+                          f"{written}): choose {MIN_OPSET}..{max_supported_opset()}")
+    return check_graph(path, output_name)
+
+
+def written_opset(model: onnx.ModelProto) -> int:
+    return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def check_graph(path: Path, output_name: str) -> onnx.ModelProto:
+    """onnx.checker + strict shape inference; the input and output are named and the batch axis is symbolic."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)  # by path: works for models with external data
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
+    except Exception as exc:
+        raise ExportError(f"exported graph {path.name} fails the ONNX checker ({str(exc)[:200]})") from exc
+    inputs = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    if inputs != [INPUT_NAME] or outputs != [output_name]:
+        raise ExportError(f"exported graph has inputs {inputs} / outputs {outputs}, expected "
+                          f"[{INPUT_NAME!r}] / [{output_name!r}]")
+    for value in (model.graph.input[0], model.graph.output[0]):
+        if value.type.tensor_type.shape.dim[0].HasField("dim_value"):
+            raise ExportError(f"exported graph fixed the batch axis of {value.name!r}: export needs a dynamic batch")
+    return model
+
+
+def stamp_metadata(path: Path, meta: ArtefactMetadata) -> None:
+    """Write `meta` into the file's metadata_props (one entry per field, JSON values), replacing old entries."""
+    model = onnx.load(str(path), load_external_data=False)
+    del model.metadata_props[:]
+    for key, value in meta.to_onnx_props().items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "tgan-deploy"
+    model.producer_version = meta.package_version
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: str | Path) -> ArtefactMetadata:
+    model = onnx.load(str(path), load_external_data=False)
+    return ArtefactMetadata.from_onnx_props({p.key: p.value for p in model.metadata_props})

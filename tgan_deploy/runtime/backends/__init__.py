@@ -1,0 +1,58 @@
+"""Backends run a generator on latents; the Sampler above them does seeds, chunking, uint8 and locking.
+
+Every backend module imports its heavy dependency (onnxruntime, tensorrt, torch) only when opened, so
+`import tgan_deploy.runtime` stays light. A backend's `run(z)` takes float32 z [b, latent_dim] with
+1 <= b <= max_batch and returns the model's output for those rows in the backend's `output_dtype`;
+the returned array may be a reused buffer, valid until the next `run` (the Sampler copies it out
+under its lock).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from typing import Protocol
+
+import numpy as np
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+
+
+class Backend(Protocol):
+    name: str  # "onnxruntime", "tensorrt" or "torch"
+    providers: list[str]  # what really executes, e.g. ["CPUExecutionProvider"] or ["cuda:0"]
+    max_batch: int
+    output_dtype: str  # "float32" or "uint8"
+
+    def run(self, z: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+@functools.cache
+def cuda_device_count() -> int:
+    """CUDA devices really present, asked of the driver itself (no torch needed; 0 without a driver).
+
+    onnxruntime-gpu lists CUDAExecutionProvider on machines with no GPU and then silently runs on the
+    CPU, so its provider list is not evidence of a GPU.
+    """
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    return 0
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """"cpu", "cuda", "cuda:1" or "auto" -> (kind, index); "auto" is resolved by the caller."""
+    from tgan_deploy.errors import TganError
+
+    kind, _, index = device.partition(":")
+    if kind not in ("auto", "cpu", "cuda") or (index and not index.isdigit()) or (kind != "cuda" and index):
+        raise TganError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N")
+    return kind, int(index or 0)

@@ -1,0 +1,182 @@
+"""`BatchingSampler`: many small concurrent requests -> few large batches (a micro-batcher).
+
+    with BatchingSampler(sampler, max_batch=32, max_delay_ms=2) as batcher:
+        future = batcher.submit([7, 8])        # from any thread
+        images = future.result(timeout=5)       # uint8 [2, H, W, C]: exactly seeds 7 and 8
+
+Semantics (docs/runtime.md has the full story):
+- Grouping: one worker thread takes the oldest request, then keeps adding queued requests until the
+  batch holds `max_batch` images or `max_delay_ms` has passed since it took the first one; a request
+  that would overflow the batch waits for the next one (requests are never split across batches; one
+  larger than `max_batch` runs alone, chunked by the Sampler). Requests run in arrival order.
+- Validation happens in `submit`, in the caller's thread: bad seeds raise there and never reach a batch.
+- Failure isolation: if a batch of several requests fails, each request is retried alone, so only a
+  request that fails by itself gets the exception; the others get their images.
+- Back-pressure: at most `max_queue` requests wait. `submit` then blocks (`block=True`, default) up to
+  `timeout` seconds and raises QueueFullError, or raises at once with `block=False`.
+- Shutdown: `close()` refuses new requests (BatcherClosedError); pending ones are completed
+  (default) or failed with BatcherClosedError (`cancel_pending=True`); it never waits for ever
+  (`timeout`). Cancelled futures are skipped.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from types import TracebackType
+
+import numpy as np
+
+from tgan_deploy.errors import TganError
+from tgan_deploy.runtime.errors import BatcherClosedError, QueueFullError
+from tgan_deploy.runtime.latents import latents
+from tgan_deploy.runtime.sampler import Sampler
+
+
+@dataclasses.dataclass
+class _Request:
+    z: np.ndarray
+    future: Future[np.ndarray]
+
+
+class BatchingSampler:
+    def __init__(self, sampler: Sampler, max_batch: int = 32, max_delay_ms: float = 2.0,
+                 max_queue: int = 1024) -> None:
+        if max_batch < 1 or max_queue < 1 or max_delay_ms < 0:
+            raise TganError("max_batch and max_queue must be >= 1 and max_delay_ms >= 0")
+        self.sampler = sampler
+        self.max_batch = max_batch
+        self.max_delay = max_delay_ms / 1000.0
+        self.max_queue = max_queue
+        self._queue: collections.deque[_Request] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._cancel_pending = False
+        self.batches_run = 0  # statistics: batches executed and the images in them
+        self.images_run = 0
+        self._worker = threading.Thread(target=self._serve, name="tgan-batcher", daemon=True)
+        self._worker.start()
+
+    # -- callers -----------------------------------------------------------------------------------
+    def submit(self, seeds: Iterable[int], *, block: bool = True, timeout: float | None = None
+               ) -> Future[np.ndarray]:
+        """Queue one request; its Future gives uint8 [len(seeds), H, W, C] (points: float32 [len, 2]).
+
+        Raises InvalidSeedError for bad seeds, QueueFullError when the queue stays full (see module doc),
+        BatcherClosedError after close().
+        """
+        z = latents(seeds, self.sampler.latent_dim)  # validates: a bad request never joins a batch
+        request = _Request(z, Future())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._closing:
+                    raise BatcherClosedError("this BatchingSampler is closed: submit to a new one")
+                if len(self._queue) < self.max_queue:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if not block or (remaining is not None and remaining <= 0):
+                    raise QueueFullError(f"the batcher's queue is full ({self.max_queue} requests waiting): "
+                                         "retry later, or raise max_queue")
+                self._cond.wait(remaining)
+            self._queue.append(request)
+            self._cond.notify_all()
+        return request.future
+
+    def sample(self, seeds: Iterable[int], timeout: float | None = None) -> np.ndarray:
+        """submit + wait: the images of `seeds`, computed in a shared batch."""
+        return self.submit(seeds).result(timeout)
+
+    # -- the worker ----------------------------------------------------------------------------------
+    def _next_batch(self) -> list[_Request] | None:
+        """Block for the oldest request, then gather more until max_batch images or max_delay; None: stop."""
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait(0.1)
+            if self._cancel_pending:
+                return None
+            batch = [self._queue.popleft()]
+            size = len(batch[0].z)
+            deadline = time.monotonic() + self.max_delay
+            while size < self.max_batch:
+                if self._queue:
+                    if size + len(self._queue[0].z) > self.max_batch:
+                        break  # would overflow: it opens the next batch
+                    request = self._queue.popleft()
+                    batch.append(request)
+                    size += len(request.z)
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closing:
+                    break
+                self._cond.wait(remaining)
+            self._cond.notify_all()  # room in the queue: wake blocked submitters
+        return batch
+
+    def _serve(self) -> None:
+        try:
+            while (batch := self._next_batch()) is not None:
+                live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+                if live:
+                    self._run(live)
+        finally:  # closing (or an unexpected error here): no request is left waiting
+            self._fail_pending(BatcherClosedError("the BatchingSampler was closed before this request ran"))
+
+    def _run(self, batch: list[_Request]) -> None:
+        try:
+            images = self.sampler.sample_latents(np.concatenate([r.z for r in batch]))
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            for request in batch:  # isolate: only a request that fails alone gets an exception
+                self._run([request])
+            return
+        self.batches_run += 1
+        self.images_run += len(images)
+        start = 0
+        for request in batch:
+            stop = start + len(request.z)
+            request.future.set_result(images[start:stop])  # a view per caller: each gets its own rows only
+            start = stop
+
+    def _fail_pending(self, error: Exception) -> None:
+        with self._cond:
+            pending = list(self._queue)
+            self._queue.clear()
+            self._closing = True
+            self._cond.notify_all()
+        for request in pending:
+            if request.future.set_running_or_notify_cancel():
+                request.future.set_exception(error)
+
+    # -- lifetime ------------------------------------------------------------------------------------
+    def close(self, cancel_pending: bool = False, timeout: float | None = 30.0) -> None:
+        """Stop accepting requests; finish pending ones (or fail them with cancel_pending=True); join.
+
+        Does not close the wrapped Sampler. Returns after at most `timeout` seconds even if a batch is
+        still running; the worker is a daemon thread and fails whatever is left when it finishes.
+        """
+        with self._cond:
+            self._closing = True
+            self._cancel_pending = self._cancel_pending or cancel_pending
+            self._cond.notify_all()
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def __enter__(self) -> BatchingSampler:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

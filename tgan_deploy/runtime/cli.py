@@ -1,0 +1,130 @@
+"""`tgan-sample` and `tgan-bench`: thin commands over Sampler, BatchingSampler and the image writers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from tgan_deploy.cli import TganCommand
+from tgan_deploy.errors import TganError
+from tgan_deploy.runtime.backends import BACKENDS
+from tgan_deploy.runtime.latents import check_seeds
+from tgan_deploy.runtime.sampler import Sampler
+
+MODEL_HELP = "an export (directory with model.json, .onnx, .plan) or a checkpoint (.pt file or run directory)"
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise TganError(f"{what} must be comma-separated integers, e.g. 1,8,64; got {text!r}") from None
+    if not values:
+        raise TganError(f"{what} is empty: give comma-separated integers")
+    return values
+
+
+def _open(model: str, backend: str, device: str, max_batch: int, threads: int | None) -> Sampler:
+
+    return Sampler.open(model, backend=backend, device=device, max_batch=max_batch, threads=threads)
+
+
+backend_option = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                              help="auto: TensorRT engine on a GPU, else ONNX Runtime (CUDA if a GPU is "
+                                   "present, else CPU); checkpoints use torch.")
+device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+max_batch_option = click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+                                help="Largest batch run at once; bigger requests are split.")
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="CPU threads per batch [default: all cores available].")
+
+
+@click.command("sample", cls=TganCommand, help=f"""Sample MODEL ({MODEL_HELP}) for seeds and write PNGs, a grid or
+an .npz.
+
+Seed s always gives the same image: its latent is numpy.random.default_rng(s).standard_normal(latent_dim),
+and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("--n", "n", type=int, default=16, show_default=True, help="How many images (seeds SEED .. SEED+N-1).")
+@click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--seeds", default=None, help="Explicit comma-separated seeds (overrides --n/--seed), e.g. 3,17,42.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="A directory (one seed-XXXXXX.png per seed; toy models: points.npz), FILE.npz "
+                   "(images or points + seeds), or FILE.png (one grid; toy models: a scatter plot).")
+@click.option("--columns", type=click.IntRange(min=1), default=None, help="Grid columns [default: square-ish].")
+@backend_option
+@device_option
+@max_batch_option
+@threads_option
+def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, columns: int | None, backend: str,
+                device: str, max_batch: int, threads: int | None) -> None:
+    from tgan_deploy.runtime import images as img
+
+    if out.suffix and out.suffix.lower() not in (".npz", ".png"):
+        raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
+    seed_list = check_seeds(_int_list(seeds, "--seeds") if seeds is not None
+                            else Sampler.seed_list(n=n, seed=seed))
+    with _open(model, backend, device, max_batch, threads) as sampler:
+        step = sampler.max_batch
+        chunks = [seed_list[i:i + step] for i in range(0, len(seed_list), step)]
+        with click.progressbar(chunks, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
+            result = np.concatenate([sampler.sample(chunk) for chunk in bar])
+        points = sampler.kind == "points"
+        what = "points" if points else "images"
+        suffix = out.suffix.lower()
+        if suffix == ".npz":
+            img.save_npz(out, **{what: result, "seeds": np.asarray(seed_list)})
+        elif suffix == ".png":
+            img.save_png(out, img.scatter_image(result) if points else img.make_grid(result, columns))
+        elif points:
+            out = out / "points.npz"
+            img.save_npz(out, points=result, seeds=np.asarray(seed_list))
+        else:
+            img.save_pngs(out, result, seed_list)
+        click.echo(f"wrote {len(seed_list)} {what} to {out} ({sampler.backend}: {', '.join(sampler.providers)})")
+
+
+@click.command("bench", cls=TganCommand, help=f"Measure p50/p99 latency and images/s of MODEL ({MODEL_HELP}).")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("--batch-sizes", default="1,8,64", show_default=True, help="Images per request, comma-separated.")
+@click.option("--concurrency", default="1", show_default=True,
+              help="Concurrent clients, comma-separated; >1 goes through the micro-batcher unless --no-batcher.")
+@click.option("--iters", type=click.IntRange(min=1), default=30, show_default=True, help="Requests per client.")
+@click.option("--batcher/--no-batcher", default=True, show_default=True,
+              help="Serve concurrent clients through a BatchingSampler (else they share the Sampler's lock).")
+@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Micro-batcher wait for more requests.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report here.")
+@backend_option
+@device_option
+@max_batch_option
+@threads_option
+def bench_main(model: str, batch_sizes: str, concurrency: str, iters: int, batcher: bool, max_delay_ms: float,
+               json_out: Path | None, backend: str, device: str, max_batch: int, threads: int | None) -> None:
+    import platform
+    import time
+
+    from tgan_deploy.io import write_json_atomic
+    from tgan_deploy.runtime.bench import bench_sampler, format_table
+
+    sizes, clients = _int_list(batch_sizes, "--batch-sizes"), _int_list(concurrency, "--concurrency")
+    if min(sizes) < 1 or min(clients) < 1:
+        raise TganError("--batch-sizes and --concurrency must be >= 1")
+    rows = []
+    with _open(model, backend, device, max_batch, threads) as sampler:
+        with click.progressbar(length=len(sizes) * len(clients), label="benchmarking",
+                               file=sys.stderr) as bar:
+            for c in clients:
+                for b in sizes:
+                    rows.append(bench_sampler(sampler, b, c, iters, batcher, max_delay_ms))
+                    bar.update(1)
+        report = {"model": model, "backend": sampler.backend, "providers": sampler.providers,
+                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.platform(),
+                  "processor": platform.processor(), "rows": rows}
+    click.echo(format_table(rows))
+    if json_out is not None:
+        write_json_atomic(json_out, report)
+        click.echo(f"wrote {json_out}")

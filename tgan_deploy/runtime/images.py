@@ -1,0 +1,102 @@
+"""Model output -> uint8 images, and files a user keeps (PNGs, grids, .npz), each written atomically.
+
+The uint8 contract (the same in numpy here and in an export's in-graph post-processing):
+    uint8 = clip(round_half_to_even((x + 1) * 127.5), 0, 255)     for x in [-1, 1]
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tgan_deploy.io import atomic_path, write_bytes_atomic
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float images in [-1, 1] (any layout) -> uint8 in [0, 255], same layout."""
+    out: np.ndarray = np.clip(np.rint((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return out
+
+
+def from_uint8(images: np.ndarray) -> np.ndarray:
+    """uint8 in [0, 255] -> float32 in [-1, 1] (quantised: within 1/255 of the float output)."""
+    out: np.ndarray = images.astype(np.float32) / 127.5 - 1.0
+    return out
+
+
+def nchw_to_nhwc(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+def _pil_image(image: np.ndarray) -> object:
+    from PIL import Image
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"expected a uint8 HWC image with 1 or 3 channels, got {image.dtype} {image.shape}")
+    return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    _pil_image(image).save(buffer, format="PNG")  # type: ignore[attr-defined]
+    return buffer.getvalue()
+
+
+def save_png(path: str | Path, image: np.ndarray) -> None:
+    """One uint8 HWC image -> PNG file (atomic)."""
+    write_bytes_atomic(path, png_bytes(image))
+
+
+def seed_file_name(seed: int) -> str:
+    return f"seed-{seed:06d}.png"
+
+
+def save_pngs(folder: str | Path, images: np.ndarray, seeds: Sequence[int]) -> list[Path]:
+    """uint8 NHWC images -> FOLDER/seed-XXXXXX.png, one per seed; returns the paths."""
+    folder = Path(folder)
+    paths = [folder / seed_file_name(s) for s in seeds]
+    for image, path in zip(images, paths, strict=True):
+        save_png(path, image)
+    return paths
+
+
+def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """uint8 NHWC images -> one uint8 HWC grid image, row-major, black padding."""
+    n, h, w, c = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    grid = np.zeros((rows * (h + padding) + padding, columns * (w + padding) + padding, c), np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y:y + h, x:x + w] = image
+    return grid
+
+
+def save_grid(path: str | Path, images: np.ndarray, columns: int | None = None) -> None:
+    save_png(path, make_grid(images, columns))
+
+
+def scatter_image(points: np.ndarray, size: int = 512, radius: int = 2) -> np.ndarray:
+    """2-D points -> a white uint8 HWC image with a black dot per point (axes scaled to the data)."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(canvas)
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.maximum(high - low, 1e-6)
+    margin = 0.05 * size
+    xy = margin + (points - low) / span * (size - 2 * margin)
+    for x, y in xy:
+        draw.ellipse((x - radius, size - y - radius, x + radius, size - y + radius), fill="black")
+    return np.asarray(canvas)
+
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Arrays -> .npz (atomic; np.savez on a file handle so no ".npz" is appended to the temp name)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]

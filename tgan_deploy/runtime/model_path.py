@@ -1,0 +1,93 @@
+"""What a MODEL argument points at: an ONNX file, an export directory, a TensorRT engine, or a checkpoint.
+
+    export dir (has model.json)  -> its ONNX file and TensorRT engine(s), metadata from model.json
+    *.onnx                       -> metadata from model.json beside it, else the file's metadata_props
+    *.plan / *.engine            -> metadata from model.json beside it (an engine cannot carry it)
+    *.pt or a run directory      -> a checkpoint (torch backend only)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tgan_deploy.artefact import MODEL_JSON, ArtefactMetadata
+from tgan_deploy.errors import TganError
+from tgan_deploy.runtime.errors import ModelLoadError
+
+ENGINE_SUFFIXES = (".plan", ".engine")
+# model.json "files" roles the runtime looks for (the exporter writes them); a directory scan is the fallback.
+ONNX_ROLE, ENGINE_ROLE = "onnx", "tensorrt"
+
+
+@dataclasses.dataclass
+class ModelLocation:
+    path: Path
+    onnx: Path | None = None
+    engine: Path | None = None
+    checkpoint: Path | None = None
+    metadata: ArtefactMetadata | None = None  # None: read it from the ONNX file's metadata_props
+
+    @property
+    def is_export(self) -> bool:
+        return self.onnx is not None or self.engine is not None
+
+
+def locate_model(path: str | Path) -> ModelLocation:
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"model {p} does not exist: pass an export directory, a .onnx/.plan file or a checkpoint")
+    if p.is_dir():
+        if (p / MODEL_JSON).is_file():
+            return _export_dir(p)
+        if (p / "checkpoints").is_dir():
+            return ModelLocation(p, checkpoint=p)
+        raise ModelLoadError(f"{p} is neither an export directory (no {MODEL_JSON}) nor a run directory "
+                             "(no checkpoints/): pass the folder tgan-export or tgan-train wrote")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return ModelLocation(p, onnx=p, metadata=_metadata_beside(p))
+    if suffix in ENGINE_SUFFIXES:
+        meta = _metadata_beside(p)
+        if meta is None:
+            raise ModelLoadError(f"TensorRT engine {p} has no {MODEL_JSON} beside it: keep the engine in the "
+                                 "directory tgan-export wrote, or pass that directory")
+        return ModelLocation(p, engine=p, metadata=meta)
+    if suffix == ".pt":
+        return ModelLocation(p, checkpoint=p)
+    raise ModelLoadError(f"{p} is not a model file the runtime knows (.onnx, .plan, .engine, .pt) "
+                         "nor an export or run directory")
+
+
+def _metadata_beside(file: Path) -> ArtefactMetadata | None:
+    meta_file = file.parent / MODEL_JSON
+    return _read_metadata(meta_file) if meta_file.is_file() else None
+
+
+def _read_metadata(meta_file: Path) -> ArtefactMetadata:
+    try:
+        return ArtefactMetadata.read_json(meta_file)
+    except TganError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    except (TypeError, AttributeError) as exc:  # valid JSON of the wrong shape
+        raise ModelLoadError(f"{meta_file} is not valid artefact metadata ({exc}): re-run tgan-export") from exc
+
+
+def _export_dir(folder: Path) -> ModelLocation:
+    meta = _read_metadata(folder / MODEL_JSON)
+    files = {role: folder / name for role, name in meta.files.items()}
+    onnx = files.get(ONNX_ROLE)
+    if onnx is None:  # no role recorded: the fp32 ONNX file is the one without ".fp16" in its name
+        found = sorted(f for f in folder.glob("*.onnx") if ".fp16" not in f.name)
+        onnx = found[0] if found else None
+    engine = files.get(ENGINE_ROLE)
+    if engine is None:
+        engines = sorted(f for f in folder.iterdir() if f.suffix in ENGINE_SUFFIXES)
+        engine = engines[0] if engines else None
+    if onnx is not None and not onnx.is_file():
+        raise ModelLoadError(f"{folder}/{MODEL_JSON} names {onnx.name}, which is missing: re-run tgan-export")
+    if engine is not None and not engine.is_file():
+        engine = None  # an optional engine that was not built; the ONNX file still serves
+    if onnx is None and engine is None:
+        raise ModelLoadError(f"export directory {folder} holds no .onnx file or TensorRT engine: re-run tgan-export")
+    return ModelLocation(folder, onnx=onnx, engine=engine, metadata=meta)
