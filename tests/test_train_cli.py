@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from train_support import TOY, error_line, run_train
+from PIL import Image
+from train_support import TOY, env, error_line, run_train
 
 from tgan_deploy.checkpoint import list_checkpoints
 
@@ -64,3 +67,17 @@ def test_cuda_requested_without_a_gpu(tmp_path: Path) -> None:
         return
     proc = run_train(*TOY, "--device", "cuda", "--out", str(tmp_path / "run"), check=False)
     assert proc.returncode != 0 and "--device cpu" in error_line(proc)
+
+
+def test_module_entry_point_used_by_torchrun() -> None:
+    proc = subprocess.run([sys.executable, "-m", "tgan_deploy.train", "--help"], env=env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "tgan-train" in proc.stdout and "--resume" in proc.stdout
+
+
+def test_demo_training_stage_writes_a_sample_grid(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tgan_deploy", "demo", "--out", str(tmp_path), "--steps", "2"],
+                          env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    grid = Image.open(tmp_path / "run" / "samples.png")
+    assert grid.mode == "L" and grid.size == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 digits of 32 px
