@@ -123,13 +123,16 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.optim.amp == "bf16")
-    global_slice = slice(ctx.rank * local_batch, (ctx.rank + 1) * local_batch)
+    # Rank r takes rows r, r + W, r + 2W, ... of the global batch: the same interleaving as the data
+    # loader's DistributedSampler shards, so after the all-gather real i and fake i are the pair a single
+    # process would form (index pairing matches a single process, not just in distribution).
+    global_rows = slice(ctx.rank, None, ctx.world_size)
 
     def draw_z() -> torch.Tensor:
-        # The global batch's z on every rank, then this rank's slice: a torchrun run draws the very
+        # The global batch's z on every rank, then this rank's rows: a torchrun run draws the very
         # latents a single process with the same global batch would.
         z = torch.randn(cfg.optim.batch_size, cfg.model.latent_dim, generator=noise_rng, device=device)
-        return z[global_slice]
+        return z[global_rows]
 
     def next_real(batches: Iterator[torch.Tensor]) -> torch.Tensor:
         return next(batches).to(device, non_blocking=True)
