@@ -75,6 +75,13 @@ class RunConfig:
     keep_last: int = 3
     on_divergence: str = "rollback"  # "rollback" (to last good checkpoint, lower lr) or "stop"
     eval_every: int = 0  # 0: no metrics during training
+    # -- trainer settings (tgan_deploy.train) --
+    threads: int = 0  # torch intra-op CPU threads; 0 keeps torch's default. Fix it for bit-exact resumes
+    max_rollbacks: int = 3  # on_divergence "rollback": give up (exit with an error) after this many
+    rollback_lr_factor: float = 0.5  # each rollback multiplies both learning rates by this
+    sample_grid: int = 8  # image sample grids are N x N, from latent seeds 0 .. N*N-1 (same every time)
+    sync_batchnorm: bool = True  # under torchrun: BatchNorm statistics over the global batch, not per process
+    tensorboard: bool = True  # also log to RUN_DIR/tensorboard when the tensorboard package is installed
 
 
 @dataclasses.dataclass
@@ -159,6 +166,14 @@ class TrainConfig:
                             ("optim.generator_steps", opt.generator_steps), ("run.steps", self.run.steps)]:
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        r = self.run
+        for name, value in [("run.log_every", r.log_every), ("run.sample_every", r.sample_every),
+                            ("run.checkpoint_every", r.checkpoint_every), ("run.keep_last", r.keep_last),
+                            ("run.sample_grid", r.sample_grid)]:
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if not 0 < r.rollback_lr_factor < 1:
+            raise ConfigError(f"run.rollback_lr_factor must be in (0, 1), got {r.rollback_lr_factor}")
         for name, rate in [("optim.lr_g", opt.lr_g), ("optim.lr_d", opt.lr_d)]:
             if not 0 < rate < float("inf"):
                 raise ConfigError(f"{name} must be a positive finite learning rate, got {rate}")

@@ -1,0 +1,55 @@
+"""Helpers for the trainer's tests: run the real CLI in a real subprocess on tiny configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tiny models so each run takes seconds on one CPU thread.
+TOY = ["--data", "builtin:grid25", "--set", "model.arch=mlp", "--set", "model.latent_dim=2",
+       "--set", "model.toy_hidden=16", "--set", "model.toy_depth=2", "--set", "model.head_hidden=16",
+       "--batch-size", "16", "--set", "run.threads=1"]
+IMAGES = ["--data", "builtin:mnist5k", "--resolution", "32", "--set", "model.channels=1",
+          "--set", "model.base_channels=8", "--set", "model.head_hidden=16", "--set", "model.latent_dim=16",
+          "--batch-size", "8", "--set", "run.threads=1", "--set", "run.sample_grid=4"]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(REPO), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    e["OMP_NUM_THREADS"] = "1"
+    return e
+
+
+def train_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tgan_deploy", "train", *args]
+
+
+def run_train(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(train_cmd(*args), env=env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tgan-train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def metrics(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses(run_dir: Path) -> list[tuple[Any, ...]]:
+    keys = ("step", "d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
+    return [tuple(r[k] for k in keys) for r in metrics(run_dir) if "d_loss" in r]
+
+
+def error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one stderr line a user sees (asserting there is no traceback)."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]

@@ -1,0 +1,95 @@
+"""`tgan-train` / `python -m tgan_deploy train` / `torchrun ... -m tgan_deploy.train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tgan_deploy.cli import TganCommand
+from tgan_deploy.config import TrainConfig
+from tgan_deploy.errors import ConfigError
+
+# option name -> config key it overrides
+OVERRIDES = {
+    "data": "data.source",
+    "objective": "objective.name",
+    "pairing": "objective.pairing",
+    "resolution": "model.resolution",
+    "batch_size": "optim.batch_size",
+    "steps": "run.steps",
+    "out": "run.out",
+    "device": "run.device",
+    "seed": "run.seed",
+}
+
+
+def resolve_config(config: str | None, out: str | None, resume: bool, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults <- config file (or, on --resume without --config, RUN_DIR/config.yaml) <- options <- --set."""
+    from tgan_deploy.train.rundir import CONFIG_FILE
+
+    if config is None and resume and out is not None and (Path(out) / CONFIG_FILE).exists():
+        config = str(Path(out) / CONFIG_FILE)
+    cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    return cfg.apply_overrides(overrides)
+
+
+def parse_set(values: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set {item!r} must look like section.key=value, e.g. --set optim.lr_g=1e-4")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+@click.command(cls=TganCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="YAML/JSON config file (sections model, objective, optim, data, run). A run directory's "
+                   "config.yaml reruns that run. Without it: the reference defaults.")
+@click.option("--data", default=None, help="Training data: an image folder, an .npz file, or "
+                                           "builtin:mnist5k / builtin:digits / builtin:ring8 / builtin:grid25.")
+@click.option("--objective", default=None,
+              help="Loss: t-sgan, t-wgan, t-lsgan, t-hinge (T-GANs) or sgan, rsgan, rasgan, ralsgan, hinge, wgan-gp.")
+@click.option("--pairing", default=None, help="T-objectives: index (real i with fake i, the reference), "
+                                              "perm:K (index + K fake permutations) or all (every real x fake).")
+@click.option("--resolution", type=int, default=None, help="Image size: 32, 64, 128 or 256.")
+@click.option("--batch-size", type=int, default=None,
+              help="GLOBAL batch size (under torchrun it is split evenly over the processes).")
+@click.option("--steps", type=int, default=None, help="Iterations to train to (one = critic steps + generator steps).")
+@click.option("--out", default=None, help="Run directory for config, checkpoints, samples, metrics and plots.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="auto: CUDA when torch sees a GPU, else CPU.")
+@click.option("--seed", type=int, default=None, help="Seed for initial weights, data order, latents and pairs.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its newest checkpoint (reads its config.yaml unless --config "
+                   "is given; options still override, e.g. a larger --steps). Starts fresh if it has none.")
+@click.option("--force", is_flag=True, help="Replace a run already in --out (deletes its checkpoints, samples, "
+                                            "metrics and plots; nothing else).")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Set any config key, e.g. --set optim.lr_g=1e-4 --set run.checkpoint_every=200 (repeatable; "
+                   "applied last).")
+def main(config: str | None, data: str | None, objective: str | None, pairing: str | None,
+         resolution: int | None, batch_size: int | None, steps: int | None, out: str | None, device: str | None,
+         seed: int | None, resume: bool, force: bool, sets: tuple[str, ...]) -> None:
+    """Train a T-GAN (or a baseline GAN) and write a run directory.
+
+    \b
+    Examples:
+      tgan-train --data builtin:mnist5k --resolution 32 --set model.channels=1 --out runs/mnist
+      tgan-train --out runs/mnist --resume
+      torchrun --nproc_per_node 2 -m tgan_deploy.train --config cfg.yaml --out runs/ddp
+
+    Ctrl-C finishes the current iteration, saves a checkpoint and exits 130; --resume continues.
+    See docs/training.md for the run directory, resume, multi-GPU and the divergence guard.
+    """
+    from tgan_deploy.train.loop import train
+
+    values = dict(data=data, objective=objective, pairing=pairing, resolution=resolution, batch_size=batch_size,
+                  steps=steps, out=out, device=device, seed=seed)
+    overrides: dict[str, Any] = {OVERRIDES[k]: v for k, v in values.items() if v is not None}
+    overrides.update(parse_set(sets))
+    cfg = resolve_config(config, out, resume, overrides)
+    train(cfg, resume=resume, force=force)

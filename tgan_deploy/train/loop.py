@@ -1,0 +1,420 @@
+"""The training loop, readable top to bottom: `train(cfg)`.
+
+One iteration (../shared/docs/tgan-method.md §2, the reference bojone/T-GANs):
+  1. optim.critic_steps critic steps: fresh real batch, fresh z, fakes from G without gradients;
+     E and D minimise the objective's critic loss (reals and fakes encoded in separate calls).
+  2. optim.generator_steps generator steps: fresh real batch, fresh z; E and D are frozen
+     (requires_grad False, never stepped) but stay in train mode, so E's BatchNorm uses batch statistics.
+  3. the generator EMA is updated.
+Every optimiser step is guarded: a NaN/Inf loss or gradient norm stops it before the weights change
+(the divergence guard; run.on_divergence). Logging, sample grids and checkpoints happen between iterations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import random
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tgan_deploy.checkpoint import load_state_dict_checked
+from tgan_deploy.config import TrainConfig
+from tgan_deploy.errors import TganError
+from tgan_deploy.models import build_critic, build_generator
+from tgan_deploy.objectives import get_objective
+from tgan_deploy.train import distributed, plots, rundir, state
+from tgan_deploy.train.ema import EMA
+from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
+from tgan_deploy.train.scores import GlobalScores
+
+G_LOSS_EMA_DECAY = 0.99  # smoothing of the generator loss that defines best.pt (docs/training.md)
+TOY_SAMPLE_POINTS = 1000  # points in a 2-D scatter plot (latent seeds 0..999)
+
+
+class DivergenceError(TganError):
+    """Training diverged (NaN/Inf) and run.on_divergence could not (or was told not to) recover."""
+
+    exit_code = 3
+
+
+class Diverged(Exception):
+    """Internal: a guarded step saw a non-finite value."""
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, force: bool = False) -> Path:
+    """Train per `cfg` into cfg.run.out; returns the run directory. Raises TganError on bad input."""
+    device = resolve_device(cfg.run.device)
+    ctx = distributed.setup(device.type)
+    try:
+        return _train(cfg, ctx, device, resume=resume, force=force)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, resume: bool, force: bool) -> Path:
+    from tgan_deploy.data import load_dataset, make_loader
+
+    run_dir = Path(cfg.run.out)
+    if device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+    set_determinism(cfg)
+    torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank
+    np.random.seed(cfg.run.seed)
+    random.seed(cfg.run.seed)
+
+    # -- run directory and data ----------------------------------------------------------------
+    if ctx.is_main:
+        rundir.prepare(run_dir, resume=resume, force=force)
+    distributed.barrier(ctx)
+    if cfg.optim.batch_size % ctx.world_size:
+        raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
+                        f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
+    local_batch = cfg.optim.batch_size // ctx.world_size
+    dataset = load_dataset(cfg.data.source, cfg.model, cfg.data)
+    stream = make_loader(dataset, local_batch, seed=cfg.run.seed, shuffle=True, workers=cfg.data.workers,
+                         pin_memory=device.type == "cuda", distributed=ctx.enabled, rank=ctx.rank,
+                         world_size=ctx.world_size, drop_last=True)
+    batches_per_iteration = cfg.optim.critic_steps + cfg.optim.generator_steps
+
+    # -- models, EMA, optimisers, random generators ---------------------------------------------
+    G = build_generator(cfg.model).to(device)
+    critic = build_critic(cfg.model).to(device)
+    ema = EMA(G, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+    if ctx.enabled and cfg.run.sync_batchnorm:
+        distributed.use_global_batchnorm(G)
+        distributed.use_global_batchnorm(critic)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr_g, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    noise_rng = torch.Generator(device).manual_seed(cfg.run.seed + 1)  # z and WGAN-GP's interpolation
+    pair_rng = torch.Generator().manual_seed(cfg.run.seed + 2)  # perm:K permutations (make_pairs draws on CPU)
+    objective = get_objective(cfg.objective.name)
+    scorer = GlobalScores(critic, objective, cfg.objective, ctx, pair_rng, noise_rng)
+    trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_g_loss_ema": math.inf}
+    parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, trainer)
+
+    # -- resume, or remember the initial state (the rollback target before the first checkpoint) --
+    step = 0
+    initial = None
+    checkpoint = state.newest_checkpoint(run_dir, device) if resume else None
+    if checkpoint is not None:
+        step = parts.load(checkpoint)
+    else:
+        initial = copy.deepcopy(parts.state_dict(0))
+    if ctx.is_main:
+        cfg.dump(run_dir / rundir.CONFIG_FILE)
+        truncate_metrics(run_dir, step)
+
+    G_train: nn.Module = G
+    critic_train: nn.Module = scorer
+    if ctx.enabled:
+        ddp_kwargs: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
+        G_train = nn.parallel.DistributedDataParallel(G, **ddp_kwargs)
+        critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.optim.amp == "bf16")
+    # Rank r takes rows r, r + W, r + 2W, ... of the global batch: the same interleaving as the data
+    # loader's DistributedSampler shards, so after the all-gather real i and fake i are the pair a single
+    # process would form (index pairing matches a single process, not just in distribution).
+    global_rows = slice(ctx.rank, None, ctx.world_size)
+
+    def draw_z() -> torch.Tensor:
+        # The global batch's z on every rank, then this rank's rows: a torchrun run draws the very
+        # latents a single process with the same global batch would.
+        z = torch.randn(cfg.optim.batch_size, cfg.model.latent_dim, generator=noise_rng, device=device)
+        return z[global_rows]
+
+    def next_real(batches: Iterator[torch.Tensor]) -> torch.Tensor:
+        return next(batches).to(device, non_blocking=True)
+
+    logger = RunLogger(run_dir, cfg.run.steps, step, enabled=ctx.is_main, tensorboard=cfg.run.tensorboard)
+    stop = StopRequest()
+    totals = Totals()
+    batches = stream.batches(step * batches_per_iteration)
+    try:
+        with stop.installed():
+            while step < cfg.run.steps:
+                try:
+                    # 1. critic steps
+                    for _ in range(cfg.optim.critic_steps):
+                        x_real = next_real(batches)
+                        with torch.no_grad(), autocast:
+                            x_fake = G(draw_z())
+                        with autocast:
+                            a, b, penalty = critic_train(x_real, x_fake, objective.gradient_penalty)
+                        d_loss = objective.critic_loss(a.float(), b.float())
+                        if penalty is not None:
+                            d_loss = d_loss + cfg.objective.gp_weight * penalty.float()
+                        opt_d.zero_grad(set_to_none=True)
+                        d_loss.backward()
+                        totals.add("d", *guard("critic", d_loss, critic))
+                        opt_d.step()
+
+                    # 2. generator steps (E and D frozen, still in train mode)
+                    critic.requires_grad_(False)
+                    for _ in range(cfg.optim.generator_steps):
+                        x_real = next_real(batches)
+                        with autocast:
+                            x_fake = G_train(draw_z())
+                            a, b, _ = scorer(x_real if objective.generator_uses_real else None, x_fake)
+                        g_loss = objective.generator_loss(a.float(), b.float())
+                        opt_g.zero_grad(set_to_none=True)
+                        g_loss.backward()
+                        totals.add("g", *guard("generator", g_loss, G))
+                        opt_g.step()
+                    critic.requires_grad_(True)
+
+                    # 3. generator EMA
+                    if ema is not None:
+                        ema.update(G, step)
+                    step += 1
+                    # The weights too, before anything is logged or saved (a NaN checkpoint is never written).
+                    periodic = due(step, cfg.run.log_every, cfg) or due(step, cfg.run.checkpoint_every, cfg)
+                    if periodic and not weights_finite(G, critic):
+                        raise Diverged("non-finite weights")
+                except Diverged as exc:
+                    critic.requires_grad_(True)
+                    step = recover(parts, run_dir, initial, step, str(exc), logger, device)
+                    batches = stream.batches(step * batches_per_iteration)
+                    totals = Totals()
+                    continue
+
+                # -- between iterations: log, samples, checkpoint, Ctrl-C --------------------------
+                logger.advance(step)
+                g_mean = totals.last("g")
+                trainer["g_loss_ema"] = g_mean if math.isnan(trainer["g_loss_ema"]) else (
+                    G_LOSS_EMA_DECAY * trainer["g_loss_ema"] + (1 - G_LOSS_EMA_DECAY) * g_mean)
+                if due(step, cfg.run.log_every, cfg):
+                    logger.log(step, totals.means() | {"g_loss_ema": trainer["g_loss_ema"],
+                                                       "lr_g": opt_g.param_groups[0]["lr"],
+                                                       "lr_d": opt_d.param_groups[0]["lr"]})
+                    totals = Totals()
+                if ctx.is_main and due(step, cfg.run.sample_every, cfg):
+                    write_samples(parts, run_dir, step, dataset)
+                interrupted = distributed.any_rank(stop.requested, ctx, device)
+                if due(step, cfg.run.checkpoint_every, cfg) or interrupted:
+                    save(parts, run_dir, step, ctx)
+                if interrupted:
+                    logger.event(step, "interrupted", f"stopped by {stop.signal_name}; checkpoint saved, "
+                                                      "continue with --resume")
+                    raise KeyboardInterrupt
+    finally:
+        logger.close()
+    if ctx.is_main:
+        logger.echo(f"done: {step} iterations, run directory {run_dir}")
+    return run_dir
+
+
+# -- the pieces the loop calls -------------------------------------------------------------------
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TganError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu or auto")
+    return torch.device(name)
+
+
+def set_determinism(cfg: TrainConfig) -> None:
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
+    if cfg.run.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' requirement for determinism
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def due(step: int, every: int, cfg: TrainConfig) -> bool:
+    """Periodic work happens every `every` iterations and after the last one."""
+    return step % every == 0 or step == cfg.run.steps
+
+
+def guard(what: str, loss: torch.Tensor, model: nn.Module) -> tuple[float, float]:
+    """(loss, gradient norm) as floats; raises Diverged before the optimiser steps if either is NaN/Inf."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
+    loss_value, norm_value = torch.stack([loss.detach().float(), norm.float()]).tolist()
+    if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+        raise Diverged(f"{what} loss {loss_value} / gradient norm {norm_value}")
+    return loss_value, norm_value
+
+
+def weights_finite(*models: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for m in models for p in m.parameters())
+
+
+class Totals:
+    """Sums of per-step losses and gradient norms over one log interval (Python floats: deterministic)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.latest: dict[str, float] = {}
+
+    def add(self, who: str, loss: float, grad_norm: float) -> None:
+        for key, value in ((f"{who}_loss", loss), (f"{who}_grad_norm", grad_norm)):
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.latest[who] = loss
+
+    def last(self, who: str) -> float:
+        return self.latest[who]
+
+    def means(self) -> dict[str, float]:
+        return {key: total / self.counts[key] for key, total in self.sums.items()}
+
+
+class Parts:
+    """Everything a checkpoint captures, and the two directions (state_dict / load)."""
+
+    def __init__(self, cfg: TrainConfig, G: nn.Module, critic: nn.Module, ema: EMA | None,
+                 opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, noise_rng: torch.Generator,
+                 pair_rng: torch.Generator, trainer: dict[str, Any]) -> None:
+        self.cfg, self.G, self.critic, self.ema = cfg, G, critic, ema
+        self.opt_g, self.opt_d, self.noise_rng, self.pair_rng, self.trainer = opt_g, opt_d, noise_rng, pair_rng, trainer
+
+    def state_dict(self, step: int) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "step": step,
+            "generator": self.G.state_dict(),
+            "generator_ema": self.ema.model.state_dict() if self.ema is not None else None,
+            "critic": self.critic.state_dict(),
+            "optim_g": self.opt_g.state_dict(),
+            "optim_d": self.opt_d.state_dict(),
+            "rng": state.capture_rng(self.noise_rng, self.pair_rng),
+            "trainer": dict(self.trainer),
+        }
+
+    def load(self, ckpt: dict[str, Any]) -> int:
+        """Restore from a checkpoint dict; returns its step. Architecture mismatches fail in one line."""
+        where = ckpt.get("path", "the initial state")
+        load_state_dict_checked(self.G, ckpt["generator"], "generator", where)
+        load_state_dict_checked(self.critic, ckpt["critic"], "critic", where)
+        if self.ema is not None:
+            load_state_dict_checked(self.ema.model, ckpt.get("generator_ema") or ckpt["generator"], "generator_ema",
+                                    where)
+        try:
+            self.opt_g.load_state_dict(ckpt["optim_g"])
+            self.opt_d.load_state_dict(ckpt["optim_d"])
+            state.restore_rng(ckpt["rng"], self.noise_rng, self.pair_rng)
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise TganError(f"{where} lacks trainer state or does not match this run ({str(exc)[:120]}): "
+                            "resume only from checkpoints tgan-train wrote for the same config") from exc
+        self.trainer.update(ckpt["trainer"])
+        self.set_lr()
+        return int(ckpt["step"])
+
+    def set_lr(self) -> None:
+        scale = float(self.trainer["lr_scale"])
+        for opt, lr in ((self.opt_g, self.cfg.optim.lr_g), (self.opt_d, self.cfg.optim.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
+
+def save(parts: Parts, run_dir: Path, step: int, ctx: distributed.Context) -> None:
+    """Rank 0 writes step-XXXXXXXX.pt, best.pt, prunes old ones (the loop checked the weights are finite)."""
+    if ctx.is_main:
+        trainer = parts.trainer
+        is_best = math.isfinite(trainer["g_loss_ema"]) and trainer["g_loss_ema"] < trainer["best_g_loss_ema"]
+        if is_best:
+            trainer["best_g_loss_ema"] = trainer["g_loss_ema"]
+        state.write_checkpoint(run_dir, step, parts.state_dict(step), parts.cfg.run.keep_last, is_best)
+    distributed.barrier(ctx)
+
+
+def recover(parts: Parts, run_dir: Path, initial: dict[str, Any] | None, step: int, reason: str,
+            logger: RunLogger, device: torch.device) -> int:
+    """The divergence guard: stop, or roll back to the last good checkpoint with lower learning rates."""
+    cfg = parts.cfg.run
+    rollbacks = int(parts.trainer["rollbacks"])
+    logger.event(step, "diverged", reason)
+    if cfg.on_divergence == "stop":
+        raise DivergenceError(f"training diverged at iteration {step} ({reason}); run.on_divergence is 'stop': "
+                              "lower optim.lr_g / optim.lr_d, or set run.on_divergence rollback")
+    if rollbacks >= cfg.max_rollbacks:
+        raise DivergenceError(f"training diverged at iteration {step} ({reason}) after {rollbacks} rollbacks "
+                              f"(run.max_rollbacks): lower optim.lr_g / optim.lr_d and --resume or start again")
+    lr_scale = float(parts.trainer["lr_scale"]) * cfg.rollback_lr_factor
+    good = state.newest_checkpoint(run_dir, device)
+    target = good if good is not None else initial
+    if target is None:
+        raise DivergenceError(f"training diverged at iteration {step} ({reason}) and there is no checkpoint "
+                              "to roll back to: lower optim.lr_g / optim.lr_d")
+    restored = parts.load(target)
+    parts.trainer["lr_scale"], parts.trainer["rollbacks"] = lr_scale, rollbacks + 1
+    parts.set_lr()
+    logger.event(restored, "rollback", f"back to iteration {restored}, learning rates x{lr_scale:g} "
+                                       f"(rollback {rollbacks + 1} of at most {cfg.max_rollbacks})")
+    return restored
+
+
+@torch.no_grad()
+def write_samples(parts: Parts, run_dir: Path, step: int, dataset: Any) -> None:
+    """Samples from the fixed latent seeds (runtime.latents: the same every time) and the loss plot."""
+    from tgan_deploy.runtime.latents import latents
+
+    model = parts.ema.model if parts.ema is not None else parts.G
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    cfg = parts.cfg
+    if cfg.model.arch == "mlp":
+        z = torch.from_numpy(latents(range(TOY_SAMPLE_POINTS), cfg.model.latent_dim)).to(device)
+        path = run_dir / rundir.SAMPLES_DIR / f"step-{step:08d}.png"
+        plots.save_scatter(model(z), toy_reference(cfg.data.source, dataset), path,
+                           f"{cfg.objective.name}, iteration {step}")
+    else:
+        n = cfg.run.sample_grid
+        z = torch.from_numpy(latents(range(n * n), cfg.model.latent_dim)).to(device)
+        path = run_dir / rundir.SAMPLES_DIR / f"step-{step:08d}.png"
+        plots.save_image_grid(model(z), path, nrow=n)
+    model.train(was_training)
+    state._link_atomic(path, run_dir / rundir.LATEST_SAMPLES)
+    plots.save_loss_plot(read_metrics(run_dir), run_dir / rundir.LOSS_PLOT)
+
+
+def toy_reference(source: str, dataset: Any) -> np.ndarray:
+    """The real mixture's centres for builtin 2-D data; otherwise a sample of the real points."""
+    from tgan_deploy.data.toy import MIXTURES
+
+    name = source.removeprefix("builtin:")
+    if source.startswith("builtin:") and name in MIXTURES:
+        return MIXTURES[name].centres
+    return np.stack([dataset[i].numpy() for i in range(min(len(dataset), 500))])
+
+
+class StopRequest:
+    """Ctrl-C / SIGTERM: finish the current iteration, save a checkpoint, exit 130. A second Ctrl-C aborts
+    at once (every file write is atomic, so nothing is left half-written)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)

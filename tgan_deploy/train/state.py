@@ -1,0 +1,104 @@
+"""Trainer state <-> checkpoint files (the format itself is tgan_deploy.checkpoint's contract).
+
+A training checkpoint holds, besides the contract's config/step/generator/generator_ema/critic:
+    optim_g, optim_d   Adam state_dicts
+    rng                every random state the run consumes, as tensors and plain ints (weights_only-safe):
+                       torch (CPU), cuda (per device), numpy (global MT19937), python (random module),
+                       noise (the trainer's z / GP generator), pairs (perm:K permutations)
+    trainer            lr_scale, rollbacks, g_loss_ema, best_g_loss_ema, world_size
+Checkpoints are written by rank 0 only; the RNG states are rank 0's (every random draw in the loop
+comes from the two trainer generators, which are identical on every rank by construction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tgan_deploy.checkpoint import (
+    CHECKPOINT_DIR,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    step_file_name,
+)
+
+BEST_FILE = "best.pt"
+
+
+def capture_rng(noise: torch.Generator, pairs: torch.Generator) -> dict[str, Any]:
+    mt_name, keys, pos, has_gauss, cached = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"name": str(mt_name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": int(py_version), "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss": None if py_gauss is None else float(py_gauss)},
+        "noise": noise.get_state(),
+        "pairs": pairs.get_state(),
+    }
+
+
+def restore_rng(state: dict[str, Any], noise: torch.Generator, pairs: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+    noise.set_state(state["noise"])
+    pairs.set_state(state["pairs"])
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / CHECKPOINT_DIR / step_file_name(step)
+
+
+def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int, is_best: bool) -> Path:
+    """Atomically write step-XXXXXXXX.pt, point best.pt at it if `is_best`, prune to the newest `keep_last`."""
+    path = checkpoint_path(run_dir, step)
+    save_checkpoint(path, state)
+    if is_best:
+        _link_atomic(path, run_dir / CHECKPOINT_DIR / BEST_FILE)
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def _link_atomic(source: Path, target: Path) -> None:
+    # A hard link costs no copy; link to a temporary name then rename, so best.pt is never half there.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # file systems without hard links
+        import shutil
+
+        shutil.copyfile(source, tmp)
+    try:
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def newest_checkpoint(run_dir: Path, map_location: torch.device) -> dict[str, Any] | None:
+    """The newest step checkpoint of `run_dir`, loaded and validated; None if there is none.
+
+    Writes are atomic, so a step file is complete unless something outside the trainer damaged it;
+    then load_checkpoint raises a CheckpointError naming the file (the fix: delete it to resume from
+    the one before).
+    """
+    found = list_checkpoints(run_dir)
+    if not found:
+        return None
+    return load_checkpoint(found[-1], map_location=map_location)
