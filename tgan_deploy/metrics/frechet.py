@@ -12,6 +12,7 @@ The number is only as meaningful as the feature space: name it after its extract
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 from scipy import linalg
@@ -42,11 +43,15 @@ def frechet_distance(stats1: GaussianStats, stats2: GaussianStats, eps: float = 
         raise TganError(f"feature dimensions differ ({mu1.shape[0]} vs {mu2.shape[0]}): "
                         "compare features from the same extractor")
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(s1 @ s2)
+    with warnings.catch_warnings():  # singular products are handled below, as pytorch-fid's disp=False does
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         # The product is (nearly) singular, e.g. fewer samples than dimensions or dead features.
         offset = np.eye(s1.shape[0]) * eps
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise TganError(f"Fréchet distance: sqrtm has an imaginary component {np.abs(covmean.imag).max():.3g}; "
