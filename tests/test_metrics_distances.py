@@ -38,7 +38,7 @@ def test_frechet_distance_from_samples_approaches_the_closed_form() -> None:
 def test_frechet_distance_of_singular_covariances_stays_finite() -> None:
     # Rank-1 covariances (fewer distinct directions than dimensions): the result stays finite and >= 0.
     x = np.outer(np.arange(10.0), [1.0, 1.0, 0.0])
-    d = frechet_distance_features(x, x + [0.0, 0.0, 1.0])
+    d = frechet_distance_features(x, x + np.array([0.0, 0.0, 1.0]))
     assert np.isfinite(d) and d == pytest.approx(1.0, abs=1e-3)
 
 

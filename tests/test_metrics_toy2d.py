@@ -54,7 +54,7 @@ def test_samples_far_from_every_centre_are_not_high_quality_and_kl_is_undefined(
 def test_hq_threshold_is_three_std_strict_and_nan_points_never_count() -> None:
     mixture = MIXTURES["ring8"]
     c, std = mixture.centres[0], mixture.std
-    points = np.array([c + [2.999 * std, 0], c + [0, 3.001 * std], [np.nan, np.nan]])
+    points = np.array([c + np.array([2.999 * std, 0]), c + np.array([0, 3.001 * std]), [np.nan, np.nan]])
     m = mode_metrics(points, mixture)
     assert m.per_mode_counts[0] == 1
     assert m.hq_percent == pytest.approx(100 / 3)
