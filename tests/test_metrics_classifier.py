@@ -14,7 +14,7 @@ import torch
 
 from tgan_deploy.checkpoint import save_checkpoint, step_file_name
 from tgan_deploy.config import TrainConfig
-from tgan_deploy.metrics._digits import read_builtin_digits, resize
+from tgan_deploy.metrics._digits import read_builtin_digits, to_resolution
 from tgan_deploy.metrics.classifier import TrainedClassifier, load_classifier, split
 from tgan_deploy.metrics.evaluate import evaluate, real_reference
 from tgan_deploy.metrics.frechet import frechet_distance_features
@@ -39,7 +39,7 @@ def mnist_classifier(cache: Path) -> TrainedClassifier:
 
 def test_mnist5k_reader_has_500_digits_per_class_with_the_label_in_the_last_column() -> None:
     images, labels = read_builtin_digits("mnist5k")
-    assert images.shape == (5000, 28, 28) and images.min() == -1.0 and images.max() == 1.0
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8 and images.max() == 255
     assert np.bincount(labels).tolist() == [500] * 10
 
 
@@ -47,7 +47,7 @@ def test_classifier_held_out_accuracy(mnist_classifier: TrainedClassifier) -> No
     assert mnist_classifier.test_accuracy >= MIN_ACCURACY
     # the number is recomputable from the cached weights
     _, (x_test, y_test) = split(mnist_classifier.recipe)
-    _, logits = mnist_classifier.features_and_logits(x_test)
+    _, logits = mnist_classifier.features_and_logits(to_resolution(x_test, 32))
     assert (logits.argmax(1) == y_test.numpy()).mean() == pytest.approx(mnist_classifier.test_accuracy, abs=1e-6)
 
 
@@ -82,7 +82,7 @@ def test_feature_distances_separate_real_halves_from_corrupted_digits(mnist_clas
 def test_evaluate_scores_real_training_digits_well_and_an_untrained_generator_badly(
         mnist_classifier: TrainedClassifier) -> None:
     (x_train, _), _ = split(mnist_classifier.recipe)
-    digits = resize(x_train, 64).repeat(1, 3, 1, 1)  # as an RGB 64 px run would see them
+    digits = to_resolution(x_train, 64).repeat(1, 3, 1, 1)  # as an RGB 64 px run sees them
 
     class Replay(torch.nn.Module):
         """A 'generator' that returns the next real training digits (the best a GAN can do)."""

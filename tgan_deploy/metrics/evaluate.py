@@ -25,7 +25,7 @@ from torch import nn
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.data.toy import MIXTURES
 from tgan_deploy.errors import TganError
-from tgan_deploy.metrics._digits import resize
+from tgan_deploy.metrics._digits import to_resolution
 from tgan_deploy.metrics.classifier import TrainedClassifier, load_classifier, split
 from tgan_deploy.metrics.defaults import DEFAULTS
 from tgan_deploy.metrics.frechet import frechet_distance_features
@@ -91,9 +91,9 @@ def evaluate(generator: nn.Module, cfg: TrainConfig, n: int = DEFAULTS["n"], see
 
 
 def real_reference(classifier: TrainedClassifier, resolution: int) -> torch.Tensor:
-    """The classifier's held-out digits as the generator's training data would show them at `resolution`."""
+    """The classifier's held-out digits as the training data loader shows them at `resolution` ([N, 1, R, R])."""
     _, (x_test, _) = split(classifier.recipe)
-    return resize(x_test, resolution)
+    return to_resolution(x_test, resolution)
 
 
 def _digit_metrics(samples: torch.Tensor, cfg: TrainConfig, classifier: TrainedClassifier | None,
