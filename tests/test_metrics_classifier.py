@@ -1,4 +1,7 @@
-"""The project's digit classifier and the metrics in its feature space (trained once per session)."""
+"""The project's digit classifier and the metrics in its feature space (trained once per session).
+
+Training the classifier takes about a minute on 2 idle cores, so every test that needs it is marked slow.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ def test_mnist5k_reader_has_500_digits_per_class_with_the_label_in_the_last_colu
     assert np.bincount(labels).tolist() == [500] * 10
 
 
+@pytest.mark.slow
 def test_classifier_held_out_accuracy(mnist_classifier: TrainedClassifier) -> None:
     assert mnist_classifier.test_accuracy >= MIN_ACCURACY
     # the number is recomputable from the cached weights
@@ -51,6 +55,7 @@ def test_classifier_held_out_accuracy(mnist_classifier: TrainedClassifier) -> No
     assert (logits.argmax(1) == y_test.numpy()).mean() == pytest.approx(mnist_classifier.test_accuracy, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_classifier_cache_is_reused_and_a_damaged_file_is_rebuilt(mnist_classifier: TrainedClassifier,
                                                                    cache: Path) -> None:
     again = load_classifier("mnist5k", cache=cache)
@@ -60,6 +65,7 @@ def test_classifier_cache_is_reused_and_a_damaged_file_is_rebuilt(mnist_classifi
     assert mnist_classifier.path.parent.parent == cache and len(mnist_classifier.path.stem.split("-")[1]) == 16
 
 
+@pytest.mark.slow
 def test_real_held_out_digits_cover_all_classes_near_uniformly(mnist_classifier: TrainedClassifier) -> None:
     _, logits = mnist_classifier.features_and_logits(real_reference(mnist_classifier, 32))
     counts = np.bincount(logits.argmax(1), minlength=10)
@@ -67,6 +73,7 @@ def test_real_held_out_digits_cover_all_classes_near_uniformly(mnist_classifier:
     assert kl_to_uniform(counts) < 0.02
 
 
+@pytest.mark.slow
 def test_feature_distances_separate_real_halves_from_corrupted_digits(mnist_classifier: TrainedClassifier) -> None:
     real = real_reference(mnist_classifier, 32)
     feats, _ = mnist_classifier.features_and_logits(real)
@@ -79,6 +86,7 @@ def test_feature_distances_separate_real_halves_from_corrupted_digits(mnist_clas
         kernel_distance(feats[:half], feats[half:], subsets=10).mean)
 
 
+@pytest.mark.slow
 def test_evaluate_scores_real_training_digits_well_and_an_untrained_generator_badly(
         mnist_classifier: TrainedClassifier) -> None:
     (x_train, _), _ = split(mnist_classifier.recipe)
@@ -109,6 +117,7 @@ def test_evaluate_scores_real_training_digits_well_and_an_untrained_generator_ba
     assert b["class_kl"] > g["class_kl"]
 
 
+@pytest.mark.slow
 def test_cli_on_a_digit_checkpoint(mnist_classifier: TrainedClassifier, cache: Path, tmp_path: Path) -> None:
     cfg = TrainConfig.from_dict({"model": {"resolution": 32, "channels": 1, "base_channels": 8, "latent_dim": 16},
                                  "data": {"source": "builtin:mnist5k"}})
