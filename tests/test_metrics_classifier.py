@@ -1,6 +1,8 @@
 """The project's digit classifier and the metrics in its feature space (trained once per session).
 
-Training the classifier takes about a minute on 2 idle cores, so every test that needs it is marked slow.
+Training the classifier takes about a minute on 2 idle cores (much longer on a busy machine), so every test
+that needs it is marked slow. It is trained into a fresh temporary cache, unless TGAN_DEPLOY_TEST_CACHE names a
+cache folder to reuse (for quick local reruns).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ MIN_ACCURACY = 0.97
 
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("tgan-cache")
+    reuse = os.environ.get("TGAN_DEPLOY_TEST_CACHE")
+    return Path(reuse) if reuse else tmp_path_factory.mktemp("tgan-cache")
 
 
 @pytest.fixture(scope="session")
