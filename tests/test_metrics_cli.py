@@ -52,7 +52,7 @@ def test_cli_scores_a_toy_run_dir_and_writes_json(tmp_path: Path) -> None:
     assert (result["kind"], result["n"], result["seed"]) == ("toy2d", 300, 5)
     assert set(result["metrics"]) == {"modes", "hq_percent", "reverse_kl"}
     assert len(result["details"]["per_mode_counts"]) == 8
-    assert result["checkpoint"]["step"] == 7 and result["checkpoint"]["weights"] == "ema"
+    assert result["checkpoint"]["step"] == 7 and result["checkpoint"]["weights"] == "raw"  # no EMA copy saved
 
 
 @pytest.mark.parametrize("args, message", [

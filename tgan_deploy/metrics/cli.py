@@ -82,9 +82,10 @@ def main(source: Path, n: int, seed: int, weights: str, json_out: Path | None) -
     from tgan_deploy.metrics.evaluate import evaluate
 
     generator, cfg, state = load_generator(source, weights=weights)
+    used = "ema" if weights == "ema" and state.get("generator_ema") is not None else "raw"  # load_generator's fallback
     result = evaluate(generator, cfg, n=n, seed=seed, progress=True)
-    result["checkpoint"] = {"path": state["path"], "step": state.get("step"), "weights": weights}
-    click.echo(f"{state['path']} (step {state.get('step')}, {weights} weights)")
+    result["checkpoint"] = {"path": state["path"], "step": state.get("step"), "weights": used}
+    click.echo(f"{state['path']} (step {state.get('step')}, {used} weights)")
     click.echo(format_table(result))
     if json_out is not None:
         write_json_atomic(json_out, _json_safe(result))
