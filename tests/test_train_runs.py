@@ -13,6 +13,7 @@ from train_support import IMAGES, TOY, losses, metrics, run_train
 from tgan_deploy.checkpoint import list_checkpoints, load_checkpoint, load_generator
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.objectives import OBJECTIVES
+from tgan_deploy.train.logging import read_metrics
 from tgan_deploy.train.loop import train
 
 # Every objective, each T-objective with a different pairing so all three pairings train for real.
@@ -95,3 +96,17 @@ def test_cuda_bf16_image_run(tmp_path: Path) -> None:
     assert all(torch.isfinite(torch.tensor(r[1:])).all() for r in rows)
     G, _, _ = load_generator(out)  # a GPU checkpoint loads on the CPU
     assert G(torch.zeros(2, 16)).shape == (2, 1, 32, 32)
+
+
+def test_eval_every_logs_tgan_eval_metrics_and_plots_them(tmp_path: Path) -> None:
+    """run.eval_every: PacGAN's mode metrics of the EMA generator land in metrics.jsonl and eval.png."""
+    out = tmp_path / "run"
+    cfg = TrainConfig.from_dict({"model": {"arch": "mlp", "latent_dim": 2, "toy_hidden": 32},
+                                 "optim": {"batch_size": 32}, "data": {"source": "builtin:grid25"},
+                                 "run": {"out": str(out), "steps": 6, "eval_every": 3, "eval_samples": 200,
+                                         "sample_every": 6, "log_every": 3}})
+    train(cfg)
+    evals = [r for r in read_metrics(out) if "eval/modes" in r]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert all(0 <= r["eval/modes"] <= 25 and 0 <= r["eval/hq_percent"] <= 100 for r in evals)
+    assert (out / "eval.png").is_file()

@@ -74,7 +74,8 @@ class RunConfig:
     checkpoint_every: int = 1000
     keep_last: int = 3
     on_divergence: str = "rollback"  # "rollback" (to last good checkpoint, lower lr) or "stop"
-    eval_every: int = 0  # 0: no metrics during training
+    eval_every: int = 0  # tgan-eval's metrics every N iterations into metrics.jsonl (0: never)
+    eval_samples: int = 2500  # samples per evaluation (PacGAN's protocol uses 2,500)
     # -- trainer settings (tgan_deploy.train) --
     threads: int = 0  # torch intra-op CPU threads; 0 keeps torch's default. Fix it for bit-exact resumes
     max_rollbacks: int = 3  # on_divergence "rollback": give up (exit with an error) after this many
@@ -169,9 +170,11 @@ class TrainConfig:
         r = self.run
         for name, value in [("run.log_every", r.log_every), ("run.sample_every", r.sample_every),
                             ("run.checkpoint_every", r.checkpoint_every), ("run.keep_last", r.keep_last),
-                            ("run.sample_grid", r.sample_grid)]:
+                            ("run.sample_grid", r.sample_grid), ("run.eval_samples", r.eval_samples)]:
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if r.eval_every < 0:
+            raise ConfigError(f"run.eval_every must be >= 0 (0: no evaluation during training), got {r.eval_every}")
         if not 0 < r.rollback_lr_factor < 1:
             raise ConfigError(f"run.rollback_lr_factor must be in (0, 1), got {r.rollback_lr_factor}")
         for name, rate in [("optim.lr_g", opt.lr_g), ("optim.lr_d", opt.lr_d)]:

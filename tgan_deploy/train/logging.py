@@ -86,6 +86,16 @@ class RunLogger:
             self._bar.set_postfix({short: f"{metrics[key]:.3g}" for key, short in SUMMARY_KEYS[:2]
                                    if key in metrics and math.isfinite(metrics[key])})
 
+    def record(self, step: int, metrics: dict[str, float]) -> None:
+        """Evaluation metrics: to metrics.jsonl and TensorBoard, one line; no step-rate bookkeeping."""
+        if not self.enabled:
+            return
+        self._write({"step": step, **metrics})
+        if self._tb is not None:
+            for key, value in metrics.items():
+                self._tb.add_scalar(key, value, step)
+        self.echo(f"step {step:>8d} | " + " | ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
     def event(self, step: int, kind: str, message: str) -> None:
         """Something a person should know about (divergence, rollback, interrupt)."""
         if not self.enabled:

@@ -199,6 +199,8 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                                                        "lr_g": opt_g.param_groups[0]["lr"],
                                                        "lr_d": opt_d.param_groups[0]["lr"]})
                     totals = Totals()
+                if ctx.is_main and cfg.run.eval_every > 0 and due(step, cfg.run.eval_every, cfg):
+                    logger.record(step, evaluate_generator(parts))
                 if ctx.is_main and due(step, cfg.run.sample_every, cfg):
                     write_samples(parts, run_dir, step, dataset)
                 interrupted = distributed.any_rank(stop.requested, ctx, device)
@@ -360,6 +362,16 @@ def recover(parts: Parts, run_dir: Path, initial: dict[str, Any] | None, step: i
 
 
 @torch.no_grad()
+def evaluate_generator(parts: Parts) -> dict[str, float]:
+    """tgan-eval's metrics of the sampling generator (EMA if kept) on the same seeded latents every time."""
+    from tgan_deploy.metrics.evaluate import evaluate
+
+    model = parts.ema.model if parts.ema is not None else parts.G
+    result = evaluate(model, parts.cfg, n=parts.cfg.run.eval_samples)
+    return {f"eval/{name}": float(value) for name, value in result["metrics"].items()}
+
+
+@torch.no_grad()
 def write_samples(parts: Parts, run_dir: Path, step: int, dataset: Any) -> None:
     """Samples from the fixed latent seeds (runtime.latents: the same every time) and the loss plot."""
     from tgan_deploy.runtime.latents import latents
@@ -381,7 +393,9 @@ def write_samples(parts: Parts, run_dir: Path, step: int, dataset: Any) -> None:
         plots.save_image_grid(model(z), path, nrow=n)
     model.train(was_training)
     state._link_atomic(path, run_dir / rundir.LATEST_SAMPLES)
-    plots.save_loss_plot(read_metrics(run_dir), run_dir / rundir.LOSS_PLOT)
+    records = read_metrics(run_dir)
+    plots.save_loss_plot(records, run_dir / rundir.LOSS_PLOT)
+    plots.save_eval_plot(records, run_dir / rundir.EVAL_PLOT)
 
 
 def toy_reference(source: str, dataset: Any) -> np.ndarray:

@@ -87,6 +87,21 @@ def save_loss_plot(records: list[dict[str, Any]], path: Path) -> None:
     _save(plt, fig, path)
 
 
+def save_eval_plot(records: list[dict[str, Any]], path: Path) -> None:
+    """One panel per evaluation metric (run.eval_every) against iteration; nothing if none was logged."""
+    names = sorted({k for r in records for k in r if k.startswith("eval/")})
+    if not names:
+        return
+    plt = _figure()
+    fig, axes = plt.subplots(len(names), 1, figsize=(7, 2.2 * len(names)), dpi=100, sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        rows = [r for r in records if name in r]
+        ax.plot([r["step"] for r in rows], [r[name] for r in rows], marker="o")
+        ax.set_ylabel(name.removeprefix("eval/"))
+    axes[-1, 0].set_xlabel("iteration")
+    _save(plt, fig, path)
+
+
 def _save(plt: Any, fig: Any, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -21,9 +21,11 @@ CONFIG_FILE = "config.yaml"
 SAMPLES_DIR = "samples"
 LATEST_SAMPLES = "samples.png"
 LOSS_PLOT = "losses.png"
+EVAL_PLOT = "eval.png"
 TENSORBOARD_DIR = "tensorboard"
 # Everything a run writes; --force removes exactly these (and nothing else a person put there).
-RUN_ARTEFACTS = (CONFIG_FILE, CHECKPOINT_DIR, METRICS_FILE, SAMPLES_DIR, LATEST_SAMPLES, LOSS_PLOT, TENSORBOARD_DIR)
+RUN_ARTEFACTS = (CONFIG_FILE, CHECKPOINT_DIR, METRICS_FILE, SAMPLES_DIR, LATEST_SAMPLES, LOSS_PLOT, EVAL_PLOT,
+                 TENSORBOARD_DIR)
 
 
 def holds_run(run_dir: Path) -> bool:
