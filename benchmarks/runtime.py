@@ -36,10 +36,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# Until the lead switches it to tgan_deploy.export, the export comes from the tests' small factory.
+# Random-weight checkpoints come from the tests' factory; exports from tgan_deploy.export, as tgan-export makes them.
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _runtime_factories import export_onnx, make_checkpoint, tiny_config  # noqa: E402
+from _factories import small_config, write_checkpoint  # noqa: E402
+from _runtime_factories import export  # noqa: E402
 
 from tgan_deploy.io import write_json_atomic, write_text_atomic  # noqa: E402
 from tgan_deploy.runtime import BatchingSampler, Sampler, latents  # noqa: E402
@@ -52,15 +53,15 @@ CLIENTS, REQUESTS_EACH = 8, 12
 SMALL_MODEL_TEXT = "32 px, base_channels 8, latent 100"
 
 
-def reference_model(tmp: Path) -> tuple[Path, Path]:
-    cfg = tiny_config(resolution=64, channels=3, latent_dim=100, base_channels=64)
-    ckpt = make_checkpoint(tmp / "g.pt", cfg)
-    return ckpt, export_onnx(ckpt, tmp / "export")
+def reference_model(tmp: Path, fp16_engine: bool = False) -> tuple[Path, Path]:
+    """Its checkpoint and export directory; fp16_engine: with the exporter's fp16 ONNX file and TensorRT engine."""
+    ckpt = write_checkpoint(tmp / "g.pt", small_config(resolution=64, latent_dim=100, base_channels=64))
+    return ckpt, export(ckpt, tmp / "export", fp16=fp16_engine, trt=fp16_engine)
 
 
 def small_model(tmp: Path) -> Path:
-    ckpt = make_checkpoint(tmp / "small.pt", tiny_config(resolution=32, channels=3, latent_dim=100, base_channels=8))
-    return export_onnx(ckpt, tmp / "small-export")
+    ckpt = write_checkpoint(tmp / "small.pt", small_config(resolution=32, latent_dim=100, base_channels=8))
+    return export(ckpt, tmp / "small-export")
 
 
 def median_ms(fn: Callable[[], Any], calls: int) -> float:
@@ -211,8 +212,8 @@ def gpu_bench(ckpt: Path, export: Path, rounds: int) -> dict[str, Any]:
         contenders["ort_cuda"] = Sampler.open(export, backend="onnxruntime", device="cuda")
     else:
         notes.append("onnxruntime-gpu not installed (or no CUDA provider): no ORT CUDA row")
-    if tensorrt_usable():
-        contenders["tensorrt_fp16"] = Sampler.open(build_fp16_engine(export), backend="tensorrt")
+    if tensorrt_usable():  # the fp16 engine main() had the exporter build (tgan-export --fp16 --trt)
+        contenders["tensorrt_fp16"] = Sampler.open(export, backend="tensorrt")
     else:
         notes.append("TensorRT not installed: no TensorRT row")
     z1, z64 = latents([0], 100), latents(range(64), 100)
@@ -229,37 +230,6 @@ def gpu_bench(ckpt: Path, export: Path, rounds: int) -> dict[str, Any]:
             "batch64_images_per_s": {n: statistics.median(v) for n, v in thr.items()},
             "clients8_backend": fastest, "clients8_images_per_s": {n: statistics.median(v) for n, v in conc.items()},
             "notes": notes, "rounds": rounds}
-
-
-def build_fp16_engine(export: Path) -> Path:
-    """A dynamic-batch (1/16/64) fp16 engine. TensorRT 10: the fp32 ONNX file with BuilderFlag.FP16;
-    TensorRT 11 (no FP16 flag, strongly typed): an fp16 ONNX file with fp32 inputs/outputs."""
-    import tensorrt as trt
-
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    onnx_bytes = (export / "generator.onnx").read_bytes()
-    if hasattr(trt.BuilderFlag, "FP16"):
-        network = builder.create_network(0)
-    else:
-        import onnx
-        from onnxconverter_common import float16
-
-        onnx_bytes = float16.convert_float_to_float16(onnx.load_from_string(onnx_bytes),
-                                                      keep_io_types=True).SerializeToString()
-        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_bytes):
-        raise RuntimeError(f"TensorRT cannot parse the ONNX file: {parser.get_error(0)}")
-    config = builder.create_builder_config()
-    if hasattr(trt.BuilderFlag, "FP16"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    profile.set_shape("z", (1, 100), (16, 100), (64, 100))
-    config.add_optimization_profile(profile)
-    engine = export / "generator.fp16.plan"
-    engine.write_bytes(bytes(builder.build_serialized_network(network, config)))
-    return engine
 
 
 def gpu_markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
@@ -285,14 +255,17 @@ def main() -> None:
     args = parser.parse_args()
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt, export = reference_model(Path(tmp))
         if args.gpu:
             import torch
 
+            from tgan_deploy.runtime.backends.tensorrt import tensorrt_usable
+
+            ckpt, export_dir = reference_model(Path(tmp), fp16_engine=tensorrt_usable())
             info["gpu"] = torch.cuda.get_device_name(0)
-            result, name, md = gpu_bench(ckpt, export, args.rounds), "runtime-gpu", gpu_markdown
+            result, name, md = gpu_bench(ckpt, export_dir, args.rounds), "runtime-gpu", gpu_markdown
         else:
-            result = cpu_bench(ckpt, export, small_model(Path(tmp)), args.threads, args.rounds)
+            ckpt, export_dir = reference_model(Path(tmp))
+            result = cpu_bench(ckpt, export_dir, small_model(Path(tmp)), args.threads, args.rounds)
             name, md = "runtime-cpu", cpu_markdown
     write_json_atomic(args.out / f"{name}.json", {"machine": info, **result})
     text = md(info, result)

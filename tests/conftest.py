@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
-
-
-@functools.cache
-def _has_gpu() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-@functools.cache
-def _has_tensorrt() -> bool:
-    try:
-        import tensorrt
-    except Exception:  # ImportError, or the bindings without their CUDA libraries
-        return False
-    # tensorrt-stubs installs an importable, empty `tensorrt/` folder: only the real library has Builder.
-    return hasattr(tensorrt, "Builder") and _has_gpu()
+from _hardware import has_gpu, has_tensorrt
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "gpu" in item.keywords and not _has_gpu():
+        if "gpu" in item.keywords and not has_gpu():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)"))
-        if "tensorrt" in item.keywords and not _has_tensorrt():
+        if "tensorrt" in item.keywords and not has_tensorrt():
             item.add_marker(pytest.mark.skip(reason="needs TensorRT and a CUDA GPU"))
 
 

@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 from _factories import small_config, write_checkpoint
+from _hardware import has_tensorrt
 from click.testing import CliRunner
 
 from tgan_deploy.export import parity as parity_mod
 from tgan_deploy.export.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _tensorrt_usable() -> bool:
-    try:
-        import tensorrt
-        import torch
-    except Exception:
-        return False
-    return hasattr(tensorrt, "Builder") and torch.cuda.is_available()
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +34,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "step.pt", small_config("dcgan", 32))
 
 
-@pytest.mark.skipif(_tensorrt_usable(), reason="TensorRT and a GPU are present: --trt really builds")
+@pytest.mark.skipif(has_tensorrt(), reason="TensorRT and a GPU are present: --trt really builds")
 def test_fp16_trt_without_tensorrt_completes_onnx_part(tmp_path: Path, checkpoint: Path) -> None:
     out = tmp_path / "export"
     proc = _run(str(checkpoint), "--out", str(out), "--fp16", "--trt")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _runtime_factories import TinyModels, eager, export_onnx, shared_tiny_models
+from _factories import small_config, write_checkpoint
+from _runtime_factories import TinyModels, eager, export, shared_tiny_models
 from PIL import Image
 
 from tgan_deploy.errors import MissingExtraError, TganError
@@ -238,10 +239,8 @@ def test_image_writers_round_trip(tiny_models: TinyModels, tmp_path: Path) -> No
 
 
 def test_grayscale_export(tmp_path: Path) -> None:
-    from _runtime_factories import make_checkpoint, tiny_config
-
-    ckpt = make_checkpoint(tmp_path / "g.pt", tiny_config(channels=1))
-    with Sampler.open(export_onnx(ckpt, tmp_path / "export")) as sampler:
+    ckpt = write_checkpoint(tmp_path / "g.pt", small_config(channels=1))
+    with Sampler.open(export(ckpt, tmp_path / "export")) as sampler:
         images = sampler.sample(n=2)
     assert images.shape == (2, 32, 32, 1)
     save_pngs(tmp_path / "pngs", images, [0, 1])

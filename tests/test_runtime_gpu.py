@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _runtime_factories import TinyModels, build_engine, eager, shared_tiny_models
+from _runtime_factories import TinyModels, eager, shared_tiny_models
 
 from tgan_deploy.runtime import BatchingSampler, EngineMismatchError, Sampler, latents
 from tgan_deploy.runtime.backends import cuda_device_count
@@ -80,15 +80,16 @@ def test_tensorrt_parity_and_mismatch(tiny_models: TinyModels, tmp_path: Path) -
 
     if not tensorrt_usable():
         pytest.skip("TensorRT is not installed")
+    from tgan_deploy.export.tensorrt import build_engine
+
     folder = tmp_path / "export"
     shutil.copytree(tiny_models.export, folder)
-    from tgan_deploy.runtime.backends.tensorrt import import_tensorrt
-
-    build_engine(import_tensorrt(), folder / "generator.onnx", folder / "generator.plan", latent_dim=8)
+    plan = build_engine(folder / "generator.onnx", folder, "generator", target="tensorrt", batch_profile=(1, 16, 64),
+                        latent_dim=8).plan
     with Sampler.open(folder) as sampler:  # auto prefers the engine
         assert sampler.backend == "tensorrt"
         check_parity(sampler, tiny_models.checkpoint)
         assert np.array_equal(sampler.sample(n=100)[:64], sampler.sample(n=64))  # chunked above the profile max
-    (folder / "generator.plan").write_bytes(b"ftrt" + bytes(1000))  # not an engine of this TensorRT
+    plan.write_bytes(b"ftrt" + bytes(1000))  # not an engine of this TensorRT
     with pytest.raises(EngineMismatchError, match="rebuild it"):
-        Sampler.open(folder / "generator.plan", backend="tensorrt")
+        Sampler.open(plan, backend="tensorrt")
