@@ -7,7 +7,6 @@ takes), so the runtime is tested on exactly what users will feed it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,6 @@ from _factories import small_config, write_checkpoint
 
 from tgan_deploy.checkpoint import load_generator
 from tgan_deploy.export.pipeline import ExportOptions, run_export
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def export(checkpoint: Path, out: Path, **options: Any) -> Path:
@@ -63,10 +60,3 @@ def _build_tiny_models(tmp: Path) -> TinyModels:
     toy_ckpt = write_checkpoint(tmp / "toy" / "step-00000001.pt", small_config("mlp"), step=1)
     return TinyModels(ckpt, export(ckpt, tmp / "export"), export(ckpt, tmp / "export-u8", output="uint8"),
                       toy_ckpt, export(toy_ckpt, tmp / "toy-export"))
-
-
-def repo_env() -> dict[str, str]:
-    """Environment for subprocesses: the repository root first on PYTHONPATH."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env

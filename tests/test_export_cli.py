@@ -3,7 +3,6 @@ TensorRT finishes the ONNX part and says what to install; a failed parity check 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +10,16 @@ from pathlib import Path
 import pytest
 from _factories import small_config, write_checkpoint
 from _hardware import has_tensorrt
+from _subprocess import repo_env
 from click.testing import CliRunner
 
 from tgan_deploy.export import parity as parity_mod
 from tgan_deploy.export.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "tgan_deploy", "export", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=repo_env(), timeout=600)
 
 
 def _leftovers(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _subprocess import repo_env
 
 from tgan_deploy.checkpoint import save_checkpoint, step_file_name
 from tgan_deploy.config import TrainConfig
@@ -27,7 +28,6 @@ from tgan_deploy.metrics.histogram import kl_to_uniform
 from tgan_deploy.metrics.kid import kernel_distance
 from tgan_deploy.models import build_generator
 
-ROOT = Path(__file__).resolve().parents[1]
 MIN_ACCURACY = 0.97
 
 
@@ -128,8 +128,7 @@ def test_cli_on_a_digit_checkpoint(mnist_classifier: TrainedClassifier, cache: P
     g = build_generator(cfg.model)
     save_checkpoint(ckpt, {"config": cfg.to_dict(), "step": 3, "generator": g.state_dict(),
                            "generator_ema": g.state_dict()})
-    env = dict(os.environ, TGAN_DEPLOY_CACHE=str(cache),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = repo_env(TGAN_DEPLOY_CACHE=str(cache))
     out = tmp_path / "eval.json"
     proc = subprocess.run([sys.executable, "-m", "tgan_deploy", "eval", str(ckpt), "--n", "200", "--json", str(out)],
                           capture_output=True, text=True, env=env, timeout=600)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from _subprocess import repo_env
 
 from tgan_deploy.checkpoint import save_checkpoint, step_file_name
 from tgan_deploy.config import TrainConfig
@@ -19,11 +19,9 @@ from tgan_deploy.errors import TganError
 from tgan_deploy.metrics.evaluate import evaluate, generate
 from tgan_deploy.models import build_generator
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run_eval(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = repo_env()
     if cache is not None:
         env["TGAN_DEPLOY_CACHE"] = str(cache)
     return subprocess.run([sys.executable, "-m", "tgan_deploy", "eval", *args], capture_output=True, text=True,

@@ -3,18 +3,16 @@ builds, and the compile-only CUDA check failing on a real compiler error."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _subprocess import repo_env
 
 from tgan_deploy.ops import build
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 SOURCES = ("pairing.h", "pairing.cpp", "pairing.cu")
 
 LOAD_AND_RUN = (
@@ -42,7 +40,8 @@ def test_second_load_reuses_the_cached_build_without_compiling() -> None:
     stat = first.so_path.stat()
     ninja_log = first.so_path.parent / ".ninja_log"
     log_before = ninja_log.stat().st_mtime_ns if ninja_log.exists() else None
-    proc = subprocess.run([sys.executable, "-c", LOAD_AND_RUN], env=ENV, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", LOAD_AND_RUN], env=repo_env(), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     built, so_path = proc.stdout.split()
     assert built == "False"  # imported from the cache: no build step ran
@@ -70,7 +69,7 @@ def test_edited_source_rebuilds_once_when_two_processes_build_at_once(tmp_path: 
     """Like two DDP ranks after a killed build: both succeed, exactly one compiles, both load the same build."""
     src = _copy_sources(tmp_path / "src")
     (src / "pairing.cpp").write_text((src / "pairing.cpp").read_text() + "\n// edited: must rebuild\n")
-    env = {**ENV, build.CACHE_ENV: str(tmp_path / "cache")}
+    env = repo_env(**{build.CACHE_ENV: str(tmp_path / "cache")})
     # a build killed earlier (kill -9) left torch's build baton behind: it must not make the builders wait forever
     stale = tmp_path / "cache" / f"tgan_pairing_cpu_{build.build_key('cpu', src)}" / "lock"
     stale.parent.mkdir(parents=True)
@@ -97,6 +96,6 @@ def test_compile_check_fails_with_the_compiler_message(tmp_path: Path) -> None:
     planted = "const acc_t bias = b1_tile[kk] + undeclared"
     cu.write_text(cu.read_text().replace("const acc_t bias = b1_tile[kk]", planted))
     proc = subprocess.run([sys.executable, "-m", "tgan_deploy.ops.build", "--compile-check", "--source-dir", str(src)],
-                          env=ENV, capture_output=True, text=True, timeout=600)
+                          env=repo_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1
     assert "undeclared" in proc.stderr and "nvcc failed on pairing.cu" in proc.stderr

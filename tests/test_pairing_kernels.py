@@ -6,7 +6,6 @@ CUDA tests are marked gpu and skip without a CUDA device.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import zlib
@@ -14,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from _subprocess import repo_env
 
 from tgan_deploy.models import build_critic
 from tgan_deploy.ops import pair_scores
 from tgan_deploy.ops.pairing import choose_impl
 
-REPO = Path(__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()
 gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 
@@ -214,8 +213,7 @@ def test_auto_falls_back_with_one_warning_when_the_build_fails(tmp_path: Path) -
         "msgs = [str(w.message) for w in caught if 'pair-score kernel' in str(w.message)]\n"
         "print(len(msgs)); print(msgs[0] if msgs else '')\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "TGAN_DEPLOY_EXT_CACHE": str(tmp_path), "CXX": "false"}
+    env = repo_env(TGAN_DEPLOY_EXT_CACHE=str(tmp_path), CXX="false")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     count, message = proc.stdout.splitlines()[:2]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _runtime_factories import TinyModels, repo_env, shared_tiny_models
+from _runtime_factories import TinyModels, shared_tiny_models
+from _subprocess import repo_env
 from PIL import Image
 
 from tgan_deploy.runtime import Sampler

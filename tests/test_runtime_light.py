@@ -13,7 +13,8 @@ import sys
 import textwrap
 
 import pytest
-from _runtime_factories import TinyModels, repo_env, shared_tiny_models
+from _runtime_factories import TinyModels, shared_tiny_models
+from _subprocess import repo_env
 
 BLOCK = "import sys\nfor name in ('torch', 'tensorrt', 'onnx'):\n    sys.modules[name] = None\n"
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from _subprocess import repo_env
 
 # Tiny models so each run takes seconds on one CPU thread.
 TOY = ["--data", "builtin:grid25", "--set", "model.arch=mlp", "--set", "model.latent_dim=2",
@@ -21,10 +20,7 @@ IMAGES = ["--data", "builtin:mnist5k", "--resolution", "32", "--set", "model.cha
 
 
 def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join([str(REPO), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    e["OMP_NUM_THREADS"] = "1"
-    return e
+    return repo_env(OMP_NUM_THREADS="1")
 
 
 def train_cmd(*args: str) -> list[str]:

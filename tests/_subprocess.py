@@ -1,0 +1,18 @@
+"""Environment for tests that run the package in a subprocess: the repository root first on PYTHONPATH.
+
+The root is computed from this file's location, so subprocesses import this checkout's tgan_deploy both in a
+worktree run with PYTHONPATH set and in CI, where the package is installed editable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_env(**extra: str) -> dict[str, str]:
+    """os.environ with REPO_ROOT first on PYTHONPATH (any existing entries kept after it), then `extra` merged."""
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": pythonpath, **extra}
