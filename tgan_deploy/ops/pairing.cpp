@@ -162,6 +162,20 @@ Problem check_inputs(const at::Tensor& a, const at::Tensor& c, const at::Tensor&
   return prob;
 }
 
+#if defined(PAIRING_WITH_CUDA)
+// What every CUDA kernel reads: A, C, b1, w2 and, for pair lists, the pairs.
+Pointers input_pointers(const at::Tensor& a, const at::Tensor& c, const at::Tensor& b1, const at::Tensor& w2,
+                        const at::Tensor& pairs, int64_t mode) {
+  Pointers ptr;
+  ptr.a = a.data_ptr();
+  ptr.c = c.data_ptr();
+  ptr.b1 = b1.data_ptr();
+  ptr.w2 = w2.data_ptr();
+  ptr.pairs = mode == kList ? pairs.data_ptr<int64_t>() : nullptr;
+  return ptr;
+}
+#endif
+
 // ---------------------------------------------------------------- entry points
 
 std::tuple<at::Tensor, at::Tensor> pair_forward(const at::Tensor& a_in, const at::Tensor& c_in, const at::Tensor& b1_in,
@@ -181,12 +195,7 @@ std::tuple<at::Tensor, at::Tensor> pair_forward(const at::Tensor& a_in, const at
       using acc_t = at::opmath_type<scalar_t>;
       const at::Tensor b1 = b1_in.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
       const at::Tensor w2 = w2_in.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
-      Pointers ptr;
-      ptr.a = a.data_ptr();
-      ptr.c = c.data_ptr();
-      ptr.b1 = b1.data_ptr();
-      ptr.w2 = w2.data_ptr();
-      ptr.pairs = mode == kList ? pairs.data_ptr<int64_t>() : nullptr;
+      Pointers ptr = input_pointers(a, c, b1, w2, pairs, mode);
       ptr.s_pos = s_pos.data_ptr();
       ptr.s_neg = s_neg.data_ptr();
       forward_cuda<scalar_t>(prob, ptr, c10::cuda::getCurrentCUDAStream().stream());
@@ -235,12 +244,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pair_backward(
     at::Tensor part_both = at::empty({rows, prob.hidden}, acc_opts);
     at::Tensor part_act = at::empty({rows, prob.hidden}, acc_opts);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "pair_backward_cuda", [&] {
-      Pointers ptr;
-      ptr.a = a.data_ptr();
-      ptr.c = c.data_ptr();
-      ptr.b1 = b1.data_ptr();
-      ptr.w2 = w2.data_ptr();
-      ptr.pairs = mode == kList ? pairs.data_ptr<int64_t>() : nullptr;
+      Pointers ptr = input_pointers(a, c, b1, w2, pairs, mode);
       ptr.g_pos = g_pos.data_ptr();
       ptr.g_neg = g_neg.data_ptr();
       ptr.raw_a = raw_a.data_ptr();
