@@ -59,6 +59,7 @@ class DataConfig:
     source: str = "builtin:mnist5k"  # image folder, .npz file, or builtin:{mnist5k,digits,ring8,grid25}
     workers: int = 0  # DataLoader worker processes
     max_bad_fraction: float = 0.01  # unreadable images tolerated (skipped with a warning) before failing
+    cache_dir: str = ""  # decoded image-folder cache; "" = $XDG_CACHE_HOME/tgan-deploy/data, "none" = keep in RAM
 
 
 @dataclasses.dataclass

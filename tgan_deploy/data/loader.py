@@ -38,8 +38,8 @@ class BatchStream:
         self.drop_last = drop_last
         # DistributedSampler with explicit rank/world size needs no process group; world size 1 is the
         # single-process case, so one code path serves both.
-        self._sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                           drop_last=drop_last)
+        self._sampler: DistributedSampler[int] = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
         per_rank = len(self._sampler)
         self.steps_per_epoch = per_rank // batch_size if drop_last else -(-per_rank // batch_size)
         if self.steps_per_epoch == 0:
