@@ -5,16 +5,40 @@
 
 `pairs`: "index" (i with i; B_r == B_f), "all" (every (i, j), pair p = i * B_f + j), or an int64
 tensor [P, 2] of (real, fake) indices. ../shared/docs/tgan-method.md §3-§4.
-`impl`: "ref" is plain PyTorch (pairing_ref.py), the oracle for the fused kernels.
+
+`impl`:
+- "ref": plain PyTorch (pairing_ref.py), the oracle for the fused kernels.
+- "cpu" / "cuda": the fused kernels (pairing.cpp / pairing.cu, built on first use by build.py); forward
+  and backward without a [P, H] tensor. An explicit request fails loudly if the kernel cannot be used.
+- "auto" (default): the fused kernel for the tensors' device, except where the reference is as good
+  (see `choose_impl`); if the build fails, ONE warning and the reference from then on.
+
+The fused path is a torch.library custom op (`tgan_deploy::pair_scores`) with a fake kernel and autograd,
+so torch.compile and torch.export trace through it. Its backward is first-order only (no double backward).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from tgan_deploy.ops import build
 from tgan_deploy.ops.pairing_ref import pair_scores_ref
 
-IMPLS = ("auto", "ref")
+IMPLS = ("auto", "ref", "cpu", "cuda")
+_MODES = {"index": 0, "all": 1}
+_LIST_MODE = 2
+# dtypes each fused kernel takes (the CUDA kernel accumulates half / bfloat16 in float32).
+_KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
+# "auto" keeps index pairing on the reference: it only ever holds [B, H] tensors, so the kernel saves no
+# memory, and at training sizes the reference's few vectorised ATen calls are as fast (docs/pairing.md).
+AUTO_REF_PAIRINGS = ("index",)
+
+_build_failed: dict[str, str] = {}  # kind -> first line of the error, after the one warning
 
 
 def _check(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor | None,
@@ -39,11 +63,124 @@ def _check(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
             raise ValueError("a pair list holds an index out of range of A or C")
 
 
+# ---------------------------------------------------------------- the custom op (fused kernels)
+
+def _extension(device: torch.device):  # type: ignore[no-untyped-def]
+    return build.load_pairing("cuda" if device.type == "cuda" else "cpu").module
+
+
+def _num_pairs(a: torch.Tensor, c: torch.Tensor, pairs: torch.Tensor, mode: int) -> int:
+    if mode == _MODES["index"]:
+        return a.shape[0]
+    if mode == _MODES["all"]:
+        return a.shape[0] * c.shape[0]
+    return pairs.shape[0]
+
+
+@torch.library.custom_op("tgan_deploy::pair_scores", mutates_args=())
+def _fused(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, pairs: torch.Tensor, mode: int,
+           negative_slope: float) -> tuple[torch.Tensor, torch.Tensor]:
+    s_pos, s_neg = _extension(a.device).forward(a, c, b1, w2, pairs, mode, negative_slope)
+    return s_pos, s_neg
+
+
+@_fused.register_fake
+def _fused_fake(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, pairs: torch.Tensor,
+                mode: int, negative_slope: float) -> tuple[torch.Tensor, torch.Tensor]:
+    n = _num_pairs(a, c, pairs, mode)
+    return a.new_empty(n), a.new_empty(n)
+
+
+@torch.library.custom_op("tgan_deploy::pair_scores_backward", mutates_args=())
+def _fused_backward(g_pos: torch.Tensor, g_neg: torch.Tensor, a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor,
+                    w2: torch.Tensor, pairs: torch.Tensor, mode: int,
+                    negative_slope: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    da, dc, db1, dw2 = _extension(a.device).backward(g_pos, g_neg, a, c, b1, w2, pairs, mode, negative_slope)
+    return da, dc, db1, dw2
+
+
+@_fused_backward.register_fake
+def _fused_backward_fake(g_pos: torch.Tensor, g_neg: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
+                         b1: torch.Tensor, w2: torch.Tensor, pairs: torch.Tensor, mode: int,
+                         negative_slope: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.empty_like(a), torch.empty_like(c), torch.empty_like(b1), torch.empty_like(w2)
+
+
+def _setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    a, c, b1, w2, pairs, mode, negative_slope = inputs
+    ctx.save_for_backward(a, c, b1, w2, pairs)
+    ctx.mode, ctx.negative_slope = mode, negative_slope
+
+
+def _backward(ctx, g_pos, g_neg):  # type: ignore[no-untyped-def]
+    a, c, b1, w2, pairs = ctx.saved_tensors
+    da, dc, db1, dw2 = _fused_backward(g_pos, g_neg, a, c, b1, w2, pairs, ctx.mode, ctx.negative_slope)
+    return da, dc, db1, dw2, None, None, None
+
+
+_fused.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ---------------------------------------------------------------- dispatch
+
+def _kernel_usable(kind: str, a: torch.Tensor) -> bool:
+    """Build (or load) the kernel for `kind`; on failure warn ONCE and remember, so auto uses the reference."""
+    if kind in _build_failed:
+        return False
+    try:
+        build.load_pairing(kind)
+        return True
+    except Exception as exc:  # a compiler error, a missing toolchain, a broken cache entry
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        _build_failed[kind] = first
+        warnings.warn(
+            f"tgan_deploy: the fused {kind} pair-score kernel could not be built ({first}); using the PyTorch "
+            f"reference instead (same results, more memory for 'all' pairing). Set {build.VERBOSE_ENV}=1 to see "
+            f"the compiler output.", RuntimeWarning, stacklevel=4)
+        return False
+
+
+def choose_impl(impl: str, a: torch.Tensor, pairs: str | torch.Tensor) -> str:
+    """The implementation a call runs: "ref", "cpu" or "cuda".
+
+    auto: the reference for index pairing (AUTO_REF_PAIRINGS), for devices other than CPU / CUDA, and for
+    dtypes the kernel of that device lacks (the CPU kernel takes float32 / float64 only); otherwise the
+    device's fused kernel, unless it cannot be built (one warning, then the reference).
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "ref":
+        return "ref"
+    kind = a.device.type
+    if impl in ("cpu", "cuda"):
+        if kind != impl:
+            raise ValueError(f"impl={impl!r} needs {impl} tensors, got tensors on {a.device}")
+        if a.dtype not in _KERNEL_DTYPES[impl]:
+            raise ValueError(f"the {impl} pair-score kernel takes {_KERNEL_DTYPES[impl]}, got {a.dtype}; use impl='ref'")
+        return impl
+    if kind not in _KERNEL_DTYPES or a.dtype not in _KERNEL_DTYPES[kind]:
+        return "ref"
+    if isinstance(pairs, str) and pairs in AUTO_REF_PAIRINGS:
+        return "ref"
+    return kind if _kernel_usable(kind, a) else "ref"
+
+
 def pair_scores(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
                 b2: torch.Tensor | None = None, *, pairs: str | torch.Tensor = "index",
-                negative_slope: float = 0.3, impl: str = "ref") -> tuple[torch.Tensor, torch.Tensor]:
+                negative_slope: float = 0.3, impl: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (s_pos, s_neg), each [P]; differentiable in A, C, b1, w2 and b2."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     _check(a, c, b1, w2, b2, pairs)
-    return pair_scores_ref(a, c, b1, w2, b2, pairs, negative_slope)
+    chosen = choose_impl(impl, a, pairs)
+    if chosen == "ref":
+        return pair_scores_ref(a, c, b1, w2, b2, pairs, negative_slope)
+    if isinstance(pairs, str):
+        mode, pair_list = _MODES[pairs], torch.empty(0, 2, dtype=torch.int64, device=a.device)
+    else:
+        mode, pair_list = _LIST_MODE, pairs.to(a.device)
+    s_pos, s_neg = _fused(a, c, b1, w2, pair_list, mode, float(negative_slope))
+    if b2 is not None:  # b2 shifts every score: its gradient, sum(g+) + sum(g-), comes from autograd here
+        b2 = b2.reshape(())
+        s_pos, s_neg = s_pos + b2, s_neg + b2
+    return s_pos, s_neg
