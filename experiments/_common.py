@@ -50,7 +50,7 @@ def label(objective: str, pairing: str) -> str:
 # -- configs --------------------------------------------------------------------------------------
 
 def toy_config(dataset: str, objective: str, pairing: str, *, steps: int, seed: int, out: Path,
-               lr: float = 1e-4, critic_steps: int = 1, generator_steps: int = 2,
+               lr: float = 1e-4, critic_steps: int = 1, generator_steps: int = 2, hidden: int = 400,
                on_divergence: str = "stop", checkpoint_every: int | None = None) -> Any:
     """PacGAN's setup (MLP G 2->400x4->2 BN+ReLU, z 2-d, lr 1e-4, beta1 0.8, batch 100) in our trainer.
 
@@ -63,7 +63,7 @@ def toy_config(dataset: str, objective: str, pairing: str, *, steps: int, seed: 
 
     cfg = TrainConfig()
     cfg.apply_overrides({
-        "model.arch": "mlp", "model.latent_dim": 2, "model.toy_hidden": 400, "model.toy_depth": 4,
+        "model.arch": "mlp", "model.latent_dim": 2, "model.toy_hidden": hidden, "model.toy_depth": 4,
         "model.spectral_norm": "torch",
         "data.source": f"builtin:{dataset}",
         "objective.name": objective, "objective.pairing": pairing, "objective.pair_impl": "auto",
@@ -128,13 +128,6 @@ class redirect_output:
         self.file.close()
 
 
-def final_checkpoint(run_dir: Path) -> Path | None:
-    from tgan_deploy.checkpoint import list_checkpoints
-
-    found = list_checkpoints(run_dir) if (run_dir / "checkpoints").is_dir() else []
-    return found[-1] if found else None
-
-
 # -- 2-D mixture metrics (PacGAN's protocol, docs/tgan-method.md §7) --------------------------------
 
 def toy_samples(generator: Any, n: int, seed: int) -> np.ndarray:
@@ -168,17 +161,6 @@ def mixture_scores(points: np.ndarray, dataset: str) -> dict[str, float]:
     else:
         reverse_kl = math.nan
     return {"modes": float((counts > 0).sum()), "hq_percent": float(100 * hq.mean()), "reverse_kl": reverse_kl}
-
-
-def evaluate_toy(run_dir: Path, dataset: str, n: int = 2500, seed: int = 0) -> dict[str, float] | None:
-    from tgan_deploy.checkpoint import load_generator
-
-    ckpt = final_checkpoint(run_dir)
-    if ckpt is None:
-        return None
-    generator, _, state = load_generator(ckpt, weights="raw")
-    scores = mixture_scores(toy_samples(generator, n, seed), dataset)
-    return scores | {"evaluated_step": int(state["step"])}
 
 
 # -- running many jobs ----------------------------------------------------------------------------
@@ -241,7 +223,12 @@ def machine() -> dict[str, Any]:
                     "CPU times (process_time, 1 thread) are the fairer cost measure"}
 
 
-def common_args(description: str, default_seeds: int, default_steps: int, quick_steps: int) -> argparse.Namespace:
+def toy_run_name(dataset: str, objective: str, pairing: str, hidden: int, lr: float, steps: int, seed: int) -> str:
+    return f"{dataset}__{objective}__{pairing}__h{hidden}__lr{lr:g}__n{steps}__s{seed}"
+
+
+def common_args(description: str, default_seeds: int, default_steps: int, quick_steps: int,
+                toy: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {quick_steps} iterations, 1 seed, results under OUT/quick")
@@ -250,6 +237,11 @@ def common_args(description: str, default_seeds: int, default_steps: int, quick_
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (JSON, summaries, plots)")
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes (1 thread each)")
     parser.add_argument("--summarise-only", action="store_true", help="only rebuild summary/plots from results")
+    if toy:
+        parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of G and critic (PacGAN: 1e-4)")
+        parser.add_argument("--hidden", type=int, default=400, help="MLP width of G and E (PacGAN: 400)")
+        parser.add_argument("--every", type=int, default=None,
+                            help="also score a checkpoint every N iterations (curves); default: only the last")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps, args.out = 1, quick_steps, args.out / "quick"
@@ -261,19 +253,27 @@ def remove_run(run_dir: Path) -> None:
 
 
 def toy_job(dataset: str, objective: str, pairing: str, steps: int, seed: int, run_dir: Path,
-            lr: float = 1e-4, critic_steps: int = 1, generator_steps: int = 2) -> dict[str, Any]:
-    """Train one 2-D mixture run and score its final raw generator on 2,500 samples."""
+            lr: float = 1e-4, critic_steps: int = 1, generator_steps: int = 2, hidden: int = 400,
+            every: int | None = None) -> dict[str, Any]:
+    """Train one 2-D mixture run; score every kept checkpoint (one each `every` iterations, else only the
+    last) on 2,500 samples of the raw generator. The final scores are the last checkpoint's."""
+    from tgan_deploy.checkpoint import list_checkpoints, load_generator
+
     cfg = toy_config(dataset, objective, pairing, steps=steps, seed=seed, out=run_dir, lr=lr,
-                     critic_steps=critic_steps, generator_steps=generator_steps)
+                     critic_steps=critic_steps, generator_steps=generator_steps, hidden=hidden,
+                     checkpoint_every=every)
     result: dict[str, Any] = {"dataset": dataset, "objective": objective, "pairing": pairing, "steps": steps,
-                              "seed": seed, "lr": lr, "critic_steps": critic_steps,
+                              "seed": seed, "lr": lr, "hidden": hidden, "critic_steps": critic_steps,
                               "generator_steps": generator_steps, "batch_size": 100}
     result |= train_run(cfg, run_dir / "experiment.log")
-    scores = None if result["diverged"] else evaluate_toy(run_dir, dataset)
-    result |= scores or {"modes": 0.0, "hq_percent": 0.0, "reverse_kl": math.nan}
-    if not result["diverged"]:
-        from tgan_deploy.checkpoint import load_generator
-
-        generator, _, _ = load_generator(final_checkpoint(run_dir), weights="raw")  # type: ignore[arg-type]
+    result["curve"] = []
+    checkpoints = list_checkpoints(run_dir) if (run_dir / "checkpoints").is_dir() else []
+    for ckpt in checkpoints:
+        generator, _, state = load_generator(ckpt, weights="raw")
+        result["curve"].append({"step": int(state["step"])} | mixture_scores(toy_samples(generator, 2500, 0), dataset))
+    if result["diverged"] or not checkpoints or result["curve"][-1]["step"] != steps:
+        result |= {"modes": 0.0, "hq_percent": 0.0, "reverse_kl": math.nan}  # no final generator: scored as failed
+    else:
+        result |= {k: v for k, v in result["curve"][-1].items() if k != "step"}
         result["sample_points"] = np.round(toy_samples(generator, 500, 1), 3).tolist()  # for the scatter plots
     return result

@@ -10,9 +10,10 @@ with other jobs; on an idle machine the two are the same. Procedure:
   3. score both with PacGAN's protocol (modes / HQ % / reverse KL on 2,500 samples).
 
     python experiments/pairing_budget.py --quick
-    python experiments/pairing_budget.py --seeds 3 --steps 2000
+    python experiments/pairing_budget.py                 # PacGAN's settings (defaults), 10 seeds
+    python experiments/pairing_budget.py --seeds 1 --steps 3000 --lr 1e-3 --hidden 128   # what ran here
 
-Results: OUT/pairing_budget/{calibration.json, runs/*.json, summary.json, summary.md}. Resumable.
+Results: OUT/pairing_budget/{calibration_*.json, runs/*.json, summary.json, summary.md}. Resumable.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from experiments._common import (
     run_jobs,
     toy_config,
     toy_job,
+    toy_run_name,
     train_run,
 )
 
@@ -45,11 +47,11 @@ CALIBRATION_STEPS = 40
 CALIBRATION_REPEATS = 3
 
 
-def calibrate(out: Path, quick: bool) -> dict[str, dict[str, float]]:
+def calibrate(out: Path, quick: bool, lr: float, hidden: int) -> dict[str, dict[str, float]]:
     """Median CPU seconds per iteration of t-sgan per (dataset, pairing), from interleaved runs."""
     from tgan_deploy.io import write_json_atomic
 
-    path = out / "calibration.json"
+    path = out / f"calibration_h{hidden}_lr{lr:g}.json"
     if path.exists():
         import json
 
@@ -59,12 +61,14 @@ def calibrate(out: Path, quick: bool) -> dict[str, dict[str, float]]:
         for dataset in DATASETS:
             for pairing in PAIRINGS:  # interleaved: machine load drifts affect both alike
                 run_dir = RUNS_DIR / ("quick" if quick else "") / "pairing_calibration" / f"{dataset}-{pairing}"
-                cfg = toy_config(dataset, "t-sgan", pairing, steps=CALIBRATION_STEPS, seed=repeat, out=run_dir)
+                cfg = toy_config(dataset, "t-sgan", pairing, steps=CALIBRATION_STEPS, seed=repeat, out=run_dir,
+                                 lr=lr, hidden=hidden)
                 result = train_run(cfg, run_dir.parent / f"{dataset}-{pairing}.log")
                 samples[dataset][pairing].append(result["cpu_s"] / CALIBRATION_STEPS)
                 remove_run(run_dir)
     cost = {d: {p: statistics.median(v) for p, v in per.items()} for d, per in samples.items()}
-    write_json_atomic(path, {"machine": machine(), "steps": CALIBRATION_STEPS, "repeats": CALIBRATION_REPEATS,
+    write_json_atomic(path, {"machine": machine(), "steps": CALIBRATION_STEPS, "lr": lr, "hidden": hidden,
+                             "repeats": CALIBRATION_REPEATS,
                              "samples": samples, "cpu_s_per_iteration": cost})
     return cost
 
@@ -100,28 +104,29 @@ def summarise(results: list[dict[str, Any]], cost: dict[str, dict[str, float]], 
 
 
 def main() -> None:
-    args = common_args(__doc__.splitlines()[0], default_seeds=10, default_steps=2000, quick_steps=100)
+    args = common_args(__doc__.splitlines()[0], default_seeds=10, default_steps=20000, quick_steps=100, toy=True)
     out = args.out / "pairing_budget"
     if args.summarise_only:
         import json
 
-        cost = json.loads((out / "calibration.json").read_text())["cpu_s_per_iteration"]
+        cost = json.loads((out / f"calibration_h{args.hidden}_lr{args.lr:g}.json").read_text())["cpu_s_per_iteration"]
     else:
-        cost = calibrate(out, args.quick)
+        cost = calibrate(out, args.quick, args.lr, args.hidden)
     jobs = []
     for seed in range(args.seeds):
         for dataset in DATASETS:
             for pairing in PAIRINGS:
                 steps = args.steps if pairing == "all" else round(args.steps * cost[dataset]["all"]
                                                                   / cost[dataset]["index"])
-                name = f"{dataset}__t-sgan__{pairing}__budget{args.steps}__s{seed}"
+                name = toy_run_name(dataset, "t-sgan", pairing, args.hidden, args.lr, steps, seed)
                 run_dir = RUNS_DIR / ("quick" if args.quick else "") / "pairing_budget" / name
                 path = out / "runs" / f"{name}.json"
-                same = out.parent / "toy_mixtures" / "runs" / f"{dataset}__t-sgan__{pairing}__n{steps}__s{seed}.json"
+                same = out.parent / "toy_mixtures" / "runs" / f"{name}.json"
                 if not path.exists() and same.exists():  # the identical run of toy_mixtures.py: reuse it
                     path.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(same, path)
-                jobs.append((path, toy_job, (dataset, "t-sgan", pairing, steps, seed, run_dir)))
+                jobs.append((path, toy_job, (dataset, "t-sgan", pairing, steps, seed, run_dir, args.lr, 1, 2,
+                                             args.hidden)))
     if not args.summarise_only:
         run_jobs(jobs, args.workers)
     summarise(load_results(out / "runs"), cost, out)

@@ -2,7 +2,7 @@
 fraction of runs that reach a quality threshold and the fraction that diverge.
 
     python experiments/stability.py --quick
-    python experiments/stability.py --seeds 3 --lrs 1e-4,1e-3 --ratios 1:2,1:1,5:1
+    python experiments/stability.py                      # defaults: 3 seeds, lr 1e-4,1e-3, ratios 1:2,1:1,5:1
 
 Quality threshold (grid25, final raw generator, 2,500 samples): >= 20 of 25 modes AND >= 80 % HQ.
 Diverged: the trainer stopped on a NaN/Inf loss, gradient or weight (run.on_divergence "stop").
@@ -59,8 +59,10 @@ def summarise(results: list[dict[str, Any]], out: Path) -> None:
                                    "modes": [r["modes"] for r in v], "hq_percent": [r["hq_percent"] for r in v]}
                                for c, v in sorted(cells.items())}})
     steps = sorted({r["steps"] for r in results})
+    widths = sorted({r.get("hidden", 400) for r in results})
     lines = ["# Stability on grid25: learning rate x critic:generator ratio", "", f"Machine and date: {machine()}",
-             "", f"Iterations per run: {steps}. Threshold: >= {MIN_MODES} modes and >= {MIN_HQ:g} % HQ. "
+             "", f"Iterations per run: {steps}; MLP width {widths}. "
+             f"Threshold: >= {MIN_MODES} modes and >= {MIN_HQ:g} % HQ. "
              "Diverged: NaN/Inf stop.", "",
              "| method | runs | reached threshold | diverged | per cell: modes / HQ % (lr, critic:generator) |",
              "|---|---|---|---|---|"]
@@ -121,6 +123,7 @@ def main() -> None:
     parser.add_argument("--lrs", default="1e-4,1e-3", help="comma-separated learning rates (G and critic alike)")
     parser.add_argument("--ratios", default="1:2,1:1,5:1",
                         help="comma-separated critic:generator steps per iteration (the T-GAN reference is 1:2)")
+    parser.add_argument("--hidden", type=int, default=400, help="MLP width of G and E (PacGAN: 400)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes (1 thread each)")
     parser.add_argument("--summarise-only", action="store_true", help="only rebuild summary/plots from results")
@@ -135,10 +138,10 @@ def main() -> None:
         for lr in lrs:
             for c, g in ratios:
                 for objective, pairing in variants():
-                    name = f"{objective}__{pairing}__lr{lr:g}__{c}to{g}__n{args.steps}__s{seed}"
+                    name = f"{objective}__{pairing}__h{args.hidden}__lr{lr:g}__{c}to{g}__n{args.steps}__s{seed}"
                     run_dir = RUNS_DIR / ("quick" if args.quick else "") / "stability" / name
                     jobs.append((out / "runs" / f"{name}.json", toy_job,
-                                 (DATASET, objective, pairing, args.steps, seed, run_dir, lr, c, g)))
+                                 (DATASET, objective, pairing, args.steps, seed, run_dir, lr, c, g, args.hidden)))
     if not args.summarise_only:
         run_jobs(jobs, args.workers)
     summarise(load_results(out / "runs"), out)

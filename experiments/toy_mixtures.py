@@ -2,7 +2,8 @@
 all pairing, modes / HQ % / reverse KL as mean ± standard error over seeds, next to PacGAN's table.
 
     python experiments/toy_mixtures.py --quick          # smoke test: few hundred iterations, 1 seed
-    python experiments/toy_mixtures.py --seeds 10       # the full protocol (default)
+    python experiments/toy_mixtures.py                  # PacGAN's settings, 10 seeds, 20k iterations (defaults)
+    python experiments/toy_mixtures.py --seeds 1 --steps 3000 --every 500 --lr 1e-3 --hidden 128  # what ran here
 
 Resumable: a run whose result JSON exists is skipped. Results: OUT/toy_mixtures/{runs/*.json,
 summary.json, summary.md, *.png}. The protocol and the published numbers: docs/tgan-method.md §7.
@@ -27,6 +28,7 @@ from experiments._common import (
     mean_se,
     run_jobs,
     toy_job,
+    toy_run_name,
     variants,
 )
 
@@ -37,36 +39,38 @@ def summarise(results: list[dict[str, Any]], out: Path, title: str) -> dict[str,
     """Mean ± SE per (dataset, objective, pairing, steps); writes summary.json, summary.md, scatter plots."""
     from tgan_deploy.io import write_json_atomic, write_text_atomic
 
-    groups: dict[tuple[str, str, str, int], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, int, int, float], list[dict[str, Any]]] = {}
     for r in results:
-        groups.setdefault((r["dataset"], r["objective"], r["pairing"], r["steps"]), []).append(r)
+        key = (r["dataset"], r["objective"], r["pairing"], r["steps"], r.get("hidden", 400), r["lr"])
+        groups.setdefault(key, []).append(r)
     rows = []
     order = {v: i for i, v in enumerate(variants())}
-    for (dataset, objective, pairing, steps), rs in sorted(groups.items(),
-                                                            key=lambda kv: (kv[0][0], order[kv[0][1:3]], kv[0][3])):
+    for (dataset, objective, pairing, steps, hidden, lr), rs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][4], kv[0][5], kv[0][3], order[kv[0][1:3]])):
         row: dict[str, Any] = {"dataset": dataset, "objective": objective, "pairing": pairing, "steps": steps,
-                               "runs": len(rs), "diverged": sum(r["diverged"] for r in rs)}
+                               "hidden": hidden, "lr": lr, "runs": len(rs), "diverged": sum(r["diverged"] for r in rs)}
         for key in ("modes", "hq_percent", "reverse_kl", "wall_s", "cpu_s"):
             row[key], row[key + "_se"], row[key + "_n"] = mean_se(r[key] for r in rs)
         rows.append(row)
     lines = [f"# {title}", "", f"Machine and date: {machine()}", ""]
     for dataset in DATASETS:
-        lines += [f"## {dataset}", "", "| method | iterations | runs | modes | HQ % | reverse KL | diverged | "
-                  "CPU s / run |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {dataset}", "", "| method | width | lr | iterations | runs | modes | HQ % | reverse KL | "
+                  "diverged | CPU s / run |", "|---|---|---|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["dataset"] == dataset):
-            lines.append(f"| {label(row['objective'], row['pairing'])} | {row['steps']} | {row['runs']} | "
+            lines.append(f"| {label(row['objective'], row['pairing'])} | {row['hidden']} | {row['lr']:g} | "
+                         f"{row['steps']} | {row['runs']} | "
                          f"{fmt(row['modes'], row['modes_se'], 1)} | {fmt(row['hq_percent'], row['hq_percent_se'], 1)}"
                          f" | {fmt(row['reverse_kl'], row['reverse_kl_se'], 2)} | {row['diverged']} | "
                          f"{row['cpu_s']:.0f} |")
         for name, (modes, hq, kl) in PACGAN_PUBLISHED[dataset].items():
-            lines.append(f"| {name} (PacGAN paper, ~400k iterations, 10 runs) | ~400000 | 10 | {modes} | {hq} | {kl} | "
-                         "| |")
+            lines.append(f"| {name} (PacGAN paper) | 400 | 1e-4 | ~400000 | 10 | {modes} | {hq} | {kl} | | |")
         lines.append("")
     summary = {"machine": machine(), "rows": rows, "published": PACGAN_PUBLISHED}
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
     plot_scatters(results, out)
+    plot_curves(results, out)
     print("\n".join(lines))
     return summary
 
@@ -110,17 +114,53 @@ def plot_scatters(results: list[dict[str, Any]], out: Path) -> None:
         plt.close(fig)
 
 
+def plot_curves(results: list[dict[str, Any]], out: Path) -> None:
+    """Modes and HQ % vs iteration (mean over seeds) per method, for runs that kept intermediate checkpoints."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from tgan_deploy.io import atomic_path
+
+    with_curves = [r for r in results if len(r.get("curve", [])) > 1]
+    if not with_curves:
+        return
+    fig, axes = plt.subplots(2, len(DATASETS), figsize=(5 * len(DATASETS), 6.5), squeeze=False)
+    for col, dataset in enumerate(DATASETS):
+        for key in variants():
+            rs = [r for r in with_curves if r["dataset"] == dataset and (r["objective"], r["pairing"]) == key]
+            if not rs:
+                continue
+            steps = [c["step"] for c in rs[0]["curve"]]
+            for row, metric in enumerate(("modes", "hq_percent")):
+                values = np.array([[c[metric] for c in r["curve"]] for r in rs if len(r["curve"]) == len(steps)])
+                style = "-" if key[0].startswith("t-") else "--"
+                axes[row][col].plot(steps, values.mean(axis=0), style, marker=".", label=label(*key))
+        axes[0][col].set_title(f"{dataset}: modes covered (mean over seeds)", fontsize=9)
+        axes[1][col].set_title(f"{dataset}: high-quality samples %", fontsize=9)
+        for row in range(2):
+            axes[row][col].set_xlabel("iteration (1 critic + 2 generator steps)")
+        axes[0][col].legend(fontsize=6)
+    fig.tight_layout()
+    with atomic_path(out / "curves.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
-    args = common_args(__doc__.splitlines()[0], default_seeds=10, default_steps=2000, quick_steps=200)
+    args = common_args(__doc__.splitlines()[0], default_seeds=10, default_steps=20000, quick_steps=200, toy=True)
     out = args.out / "toy_mixtures"
     jobs = []
     for seed in range(args.seeds):  # seed-major: a cut-short session still has every method at seed 0
         for dataset in DATASETS:
             for objective, pairing in variants():
-                name = f"{dataset}__{objective}__{pairing}__n{args.steps}__s{seed}"
+                name = toy_run_name(dataset, objective, pairing, args.hidden, args.lr, args.steps, seed)
                 run_dir = RUNS_DIR / ("quick" if args.quick else "") / "toy_mixtures" / name
                 jobs.append((out / "runs" / f"{name}.json", toy_job,
-                             (dataset, objective, pairing, args.steps, seed, run_dir)))
+                             (dataset, objective, pairing, args.steps, seed, run_dir, args.lr, 1, 2, args.hidden,
+                              args.every)))
     if not args.summarise_only:
         run_jobs(jobs, args.workers)
     summarise(load_results(out / "runs"), out, "2-D mixtures (PacGAN protocol): every objective")
