@@ -148,25 +148,12 @@ def toy_samples(generator: Any, n: int, seed: int) -> np.ndarray:
 
 
 def mixture_scores(points: np.ndarray, dataset: str) -> dict[str, float]:
-    """Modes (centres with >= 1 high-quality sample), HQ % (within 3 std of the nearest centre) and
-    reverse KL = KL(h || uniform) of the HQ samples' histogram h over the K centres (PacGAN's code)."""
+    """Modes / HQ % / reverse KL by the project's PacGAN metric (tgan_deploy.metrics.toy2d)."""
     from tgan_deploy.data.toy import MIXTURES
+    from tgan_deploy.metrics.toy2d import mode_metrics
 
-    mixture = MIXTURES[dataset]
-    if not np.isfinite(points).all():
-        return {"modes": 0.0, "hq_percent": 0.0, "reverse_kl": math.nan}
-    d = np.linalg.norm(points[:, None, :] - mixture.centres[None, :, :], axis=2)
-    nearest = d.argmin(axis=1)
-    hq = d[np.arange(len(points)), nearest] <= 3 * mixture.std
-    counts = np.bincount(nearest[hq], minlength=len(mixture.centres)).astype(np.float64)
-    k = len(mixture.centres)
-    if counts.sum() > 0:
-        h = counts / counts.sum()
-        nz = h[h > 0]
-        reverse_kl = float(math.log(k) + (nz * np.log(nz)).sum())
-    else:
-        reverse_kl = math.nan
-    return {"modes": float((counts > 0).sum()), "hq_percent": float(100 * hq.mean()), "reverse_kl": reverse_kl}
+    m = mode_metrics(points, MIXTURES[dataset])
+    return {"modes": float(m.modes), "hq_percent": m.hq_percent, "reverse_kl": m.reverse_kl}
 
 
 # -- running many jobs ----------------------------------------------------------------------------

@@ -58,20 +58,14 @@ def mnist_config(objective: str, pairing: str, *, steps: int, every: int, seed: 
 
 
 def classifier_scores(generator: Any, cfg: Any, n: int, seed: int) -> dict[str, float]:
-    """`tgan_deploy.metrics.evaluate` (the metrics branch's announced API), numbers only."""
-    from tgan_deploy.metrics import evaluate  # type: ignore[attr-defined]
+    """`tgan_deploy.metrics.evaluate`'s scalar metrics: cfd (classifier Fréchet distance), class_coverage, ..."""
+    from tgan_deploy.metrics.evaluate import evaluate
 
-    result = evaluate(generator, cfg, n=n, seed=seed)
-    items = result.items() if isinstance(result, dict) else vars(result).items()
-    return {k: float(v) for k, v in items if isinstance(v, int | float)}
+    return {k: float(v) for k, v in evaluate(generator, cfg, n=n, seed=seed)["metrics"].items()}
 
 
 def fd_key(scores: dict[str, float]) -> str:
-    """The Fréchet-distance entry of the metrics result, whatever the metrics module names it."""
-    for key in scores:
-        if "fd" in key.lower() or "frechet" in key.lower():
-            return key
-    raise KeyError(f"no Fréchet distance among {sorted(scores)}")
+    return "cfd"
 
 
 def job(objective: str, pairing: str, steps: int, every: int, seed: int, eval_n: int, run_dir: Path) -> dict[str, Any]:
