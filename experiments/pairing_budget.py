@@ -3,7 +3,7 @@ same number of iterations.
 
 The budget is CPU time of one thread (time.process_time), because this machine's wall-clock is shared
 with other jobs; on an idle machine the two are the same. Procedure:
-  1. calibrate: interleaved short runs of each pairing (3 x CALIBRATION_STEPS iterations each) give the
+  1. calibrate: interleaved short runs of each pairing (2 x CALIBRATION_STEPS iterations each) give the
      median CPU seconds per iteration, per dataset;
   2. all pairs trains --steps iterations; index pairing trains --steps x (cost_all / cost_index)
      iterations, i.e. the same CPU time;
