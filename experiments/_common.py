@@ -235,10 +235,27 @@ def common_args(description: str, default_seeds: int, default_steps: int, quick_
         parser.add_argument("--hidden", type=int, default=400, help="MLP width of G and E (PacGAN: 400)")
         parser.add_argument("--every", type=int, default=None,
                             help="also score a checkpoint every N iterations (curves); default: only the last")
+        parser.add_argument("--methods", default=None,
+                            help="comma-separated objective:pairing to run, e.g. t-sgan:all,sgan:index (default: all)")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps, args.out = 1, quick_steps, args.out / "quick"
+    if toy:
+        args.methods = parse_methods(parser, args.methods)
     return args
+
+
+def parse_methods(parser: argparse.ArgumentParser, spec: str | None) -> list[tuple[str, str]]:
+    """`--methods` -> [(objective, pairing)] in variants() order; None means every variant."""
+    if spec is None:
+        return variants()
+    wanted = {tuple(item.strip().split(":", 1)) if ":" in item else (item.strip(), "index")
+              for item in spec.split(",") if item.strip()}
+    unknown = wanted - set(variants())
+    if unknown:
+        known = ", ".join(f"{o}:{p}" for o, p in variants())
+        parser.error(f"--methods: unknown {', '.join(sorted(':'.join(u) for u in unknown))}; choose from {known}")
+    return [v for v in variants() if v in wanted]
 
 
 def remove_run(run_dir: Path) -> None:

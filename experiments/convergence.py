@@ -39,7 +39,9 @@ from experiments._common import (
 METHODS = [("t-sgan", "index"), ("t-sgan", "all"), ("sgan", "index"), ("rsgan", "index")]
 
 
-def mnist_config(objective: str, pairing: str, *, steps: int, every: int, seed: int, out: Path) -> Any:
+def mnist_config(objective: str, pairing: str, *, steps: int, every: int, seed: int, out: Path,
+                 lr: float = 2e-4, critic_steps: int = 1, generator_steps: int = 2) -> Any:
+    """The small MNIST setup above; `lr` (G and critic alike) and the step ratio are the stability grid's axes."""
     from tgan_deploy.config import TrainConfig
 
     cfg = TrainConfig()
@@ -48,8 +50,8 @@ def mnist_config(objective: str, pairing: str, *, steps: int, every: int, seed: 
         "model.base_channels": 16, "model.head_hidden": 256, "model.spectral_norm": "faithful",
         "data.source": "builtin:mnist5k",
         "objective.name": objective, "objective.pairing": pairing, "objective.pair_impl": "auto",
-        "optim.batch_size": 64, "optim.lr_g": 2e-4, "optim.lr_d": 2e-4, "optim.beta1": 0.5,
-        "optim.ema_decay": 0.99,
+        "optim.batch_size": 64, "optim.lr_g": lr, "optim.lr_d": lr, "optim.beta1": 0.5,
+        "optim.critic_steps": critic_steps, "optim.generator_steps": generator_steps, "optim.ema_decay": 0.99,
         "run.steps": steps, "run.seed": seed, "run.out": str(out), "run.device": "cpu", "run.threads": 1,
         "run.log_every": every, "run.sample_every": steps, "run.checkpoint_every": every, "run.keep_last": 1000,
         "run.on_divergence": "stop", "run.tensorboard": False,
@@ -68,13 +70,16 @@ def fd_key(scores: dict[str, float]) -> str:
     return "cfd"
 
 
-def job(objective: str, pairing: str, steps: int, every: int, seed: int, eval_n: int, run_dir: Path) -> dict[str, Any]:
+def job(objective: str, pairing: str, steps: int, every: int, seed: int, eval_n: int, run_dir: Path,
+        lr: float = 2e-4, critic_steps: int = 1, generator_steps: int = 2) -> dict[str, Any]:
     from tgan_deploy.checkpoint import list_checkpoints, load_generator
     from tgan_deploy.train.logging import read_metrics
 
-    cfg = mnist_config(objective, pairing, steps=steps, every=every, seed=seed, out=run_dir)
+    cfg = mnist_config(objective, pairing, steps=steps, every=every, seed=seed, out=run_dir, lr=lr,
+                       critic_steps=critic_steps, generator_steps=generator_steps)
     result: dict[str, Any] = {"objective": objective, "pairing": pairing, "steps": steps, "seed": seed,
-                              "every": every, "eval_n": eval_n}
+                              "every": every, "eval_n": eval_n, "lr": lr, "critic_steps": critic_steps,
+                              "generator_steps": generator_steps}
     result |= train_run(cfg, run_dir / "experiment.log")
     # Training seconds at each logged step, from the trainer's own rate log (log_every == every).
     elapsed, last_step, clock = {}, 0, 0.0

@@ -3,7 +3,9 @@ all pairing, modes / HQ % / reverse KL as mean ± standard error over seeds, nex
 
     python experiments/toy_mixtures.py --quick          # smoke test: few hundred iterations, 1 seed
     python experiments/toy_mixtures.py                  # PacGAN's settings, 10 seeds, 20k iterations (defaults)
-    python experiments/toy_mixtures.py --seeds 1 --steps 3000 --every 500 --lr 1e-3 --hidden 128  # what ran here
+    python experiments/toy_mixtures.py --seeds 10 --steps 3000 --every 500 --lr 1e-4 --hidden 128  # the main table
+    python experiments/toy_mixtures.py --seeds 1 --steps 20000 --every 2000 --lr 1e-4 --hidden 128 \
+        --methods t-sgan:all,t-sgan:index,sgan --out experiments/results/long   # the longer goal check
 
 Resumable: a run whose result JSON exists is skipped. Results: OUT/toy_mixtures/{runs/*.json,
 summary.json, summary.md, *.png}. The protocol and the published numbers: docs/tgan-method.md §7.
@@ -155,7 +157,7 @@ def main() -> None:
     jobs = []
     for seed in range(args.seeds):  # seed-major: a cut-short session still has every method at seed 0
         for dataset in DATASETS:
-            for objective, pairing in variants():
+            for objective, pairing in args.methods:
                 name = toy_run_name(dataset, objective, pairing, args.hidden, args.lr, args.steps, seed)
                 run_dir = RUNS_DIR / ("quick" if args.quick else "") / "toy_mixtures" / name
                 jobs.append((out / "runs" / f"{name}.json", toy_job,
