@@ -55,6 +55,8 @@ class Study:
     passes: Callable[[float, float], bool]
     colour_metric: str
     colour_range: tuple[float, float]
+    log_colour: bool = False  # colour by log10 of the metric (FDs span decades)
+    is_toy: bool = False  # the 2-D MLP setup (its width is reported)
 
 
 def toy_score(r: dict[str, Any]) -> tuple[float, float]:
@@ -71,10 +73,10 @@ def mnist_score(r: dict[str, Any]) -> tuple[float, float]:
 
 STUDIES = {
     "grid25": Study("grid25", ">= 20 modes and >= 80 % HQ", toy_score, "modes / HQ %",
-                    lambda modes, hq: modes >= 20 and hq >= 80.0, "modes (of 25)", (0, 25)),
+                    lambda modes, hq: modes >= 20 and hq >= 80.0, "modes (of 25)", (0, 25), is_toy=True),
     "mnist": Study("MNIST (mnist5k, 32 px)", "classifier FD <= 20 and >= 8 of 10 classes", mnist_score,
                    "classifier FD / classes", lambda cfd, classes: cfd <= 20.0 and classes >= 8,
-                   "classifier FD (log10)", (0.5, 2.5)),
+                   "classifier FD (log10)", (0.5, 2.5), log_colour=True),
 }
 
 
@@ -103,7 +105,7 @@ def summarise(results: list[dict[str, Any]], out: Path, study: Study) -> None:
                                for c, v in sorted(cells.items())}})
     steps = sorted({r["steps"] for r in results})
     widths = sorted({r.get("hidden", 400) for r in results})
-    width = f"; MLP width {widths}" if study.title == "grid25" else ""
+    width = f"; MLP width {widths}" if study.is_toy else ""
     lines = [f"# Stability on {study.title}: learning rate x critic:generator ratio", "",
              f"Machine and date: {machine()}", "",
              f"Iterations per run: {steps}{width}. Threshold: {study.threshold}. Diverged: NaN/Inf stop.", "",
@@ -139,7 +141,7 @@ def plot(rows: list[dict[str, Any]], out: Path, study: Study) -> None:
             if c in row["cells"]:
                 values = [a for a, _ in row["cells"][c]["scores"]]
                 grid[i, j] = float(np.nanmean(values)) if not np.isnan(values).all() else np.nan
-    colours = grid if study is STUDIES["grid25"] else np.log10(grid)  # FDs span decades
+    colours = np.log10(grid) if study.log_colour else grid
     fig, ax = plt.subplots(figsize=(1.4 * len(cells) + 2.5, 0.45 * len(rows) + 1.5))
     lo, hi = study.colour_range
     im = ax.imshow(colours, vmin=lo, vmax=hi, cmap="viridis", aspect="auto")
