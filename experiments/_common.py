@@ -156,6 +156,20 @@ def mixture_scores(points: np.ndarray, dataset: str) -> dict[str, float]:
     return {"modes": float(m.modes), "hq_percent": m.hq_percent, "reverse_kl": m.reverse_kl}
 
 
+# -- plots ----------------------------------------------------------------------------------------
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write atomically as PNG (110 dpi) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    from tgan_deploy.io import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
 # -- running many jobs ----------------------------------------------------------------------------
 
 def run_jobs(jobs: list[tuple[Path, Callable[..., dict[str, Any]], tuple[Any, ...]]], workers: int = 2) -> None:

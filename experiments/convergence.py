@@ -33,6 +33,7 @@ from experiments._common import (
     machine,
     mean_se,
     run_jobs,
+    save_figure,
     train_run,
 )
 
@@ -131,7 +132,6 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tgan_deploy.io import atomic_path
 
     results = [r for r in results if r["curve"]]
     if not results:
@@ -153,10 +153,7 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
         ax.set_ylabel(f"classifier FD ({key})")
         ax.set_yscale("log")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(out / "convergence.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "convergence.png")
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ from experiments._common import (
     load_results,
     machine,
     run_jobs,
+    save_figure,
     toy_job,
     variants,
 )
@@ -130,7 +131,6 @@ def plot(rows: list[dict[str, Any]], out: Path, study: Study) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from tgan_deploy.io import atomic_path
 
     if not rows:
         return
@@ -155,10 +155,7 @@ def plot(rows: list[dict[str, Any]], out: Path, study: Study) -> None:
                 ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w")
     fig.colorbar(im, ax=ax, label=f"{study.colour_metric}, mean over seeds")
     ax.set_title(f"{study.title}: {study.colour_metric} by learning rate and critic:generator steps", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out / "stability.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "stability.png")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from experiments._common import (
     machine,
     mean_se,
     run_jobs,
+    save_figure,
     toy_job,
     toy_run_name,
     variants,
@@ -86,7 +87,6 @@ def plot_scatters(results: list[dict[str, Any]], out: Path) -> None:
     import numpy as np
 
     from tgan_deploy.data.toy import MIXTURES
-    from tgan_deploy.io import atomic_path
 
     for dataset in DATASETS:
         chosen = {}
@@ -110,10 +110,7 @@ def plot_scatters(results: list[dict[str, Any]], out: Path) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{label(*key)}\n{r['modes']:.0f} modes, {r['hq_percent']:.0f}% HQ", fontsize=7)
-        fig.tight_layout()
-        with atomic_path(out / f"scatter_{dataset}.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, out / f"scatter_{dataset}.png")
 
 
 def plot_curves(results: list[dict[str, Any]], out: Path) -> None:
@@ -124,7 +121,6 @@ def plot_curves(results: list[dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from tgan_deploy.io import atomic_path
 
     with_curves = [r for r in results if len(r.get("curve", [])) > 1]
     if not with_curves:
@@ -145,10 +141,7 @@ def plot_curves(results: list[dict[str, Any]], out: Path) -> None:
         for row in range(2):
             axes[row][col].set_xlabel("iteration (1 critic + 2 generator steps)")
         axes[0][col].legend(fontsize=6)
-    fig.tight_layout()
-    with atomic_path(out / "curves.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "curves.png")
 
 
 def main() -> None:
