@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from tgan_deploy.errors import TganError
-from tgan_deploy.runtime.latents import InvalidSeedError, latent, latents
+from tgan_deploy.runtime.latents import (
+    InvalidLatentOptionError,
+    InvalidSeedError,
+    interpolate_latents,
+    latent,
+    latents,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 42, 2**32 + 5, 2**63])
@@ -44,3 +50,100 @@ def test_bad_seeds(seeds: list) -> None:
 def test_bad_latent_dim() -> None:
     with pytest.raises(TganError, match="latent_dim must be positive"):
         latents([1], 0)
+
+
+# -- latent controls: truncation, psi, interpolation ----------------------------------------------------------
+def documented_truncation(seed: int, dim: int, t: float) -> np.ndarray:
+    """docs/runtime.md's procedure, written independently: redraw out-of-range values, in index order."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(dim)
+    while True:
+        bad = [i for i in range(dim) if abs(z[i]) > t]
+        if not bad:
+            return z.astype(np.float32)
+        redrawn = rng.standard_normal(len(bad))
+        for i, value in zip(bad, redrawn, strict=True):
+            z[i] = value
+
+
+@pytest.mark.parametrize("t", [0.05, 0.5, 0.7, 1.0, 2.5])
+def test_truncated_latents_lie_in_range_and_follow_the_documented_procedure(t: float) -> None:
+    seeds = list(range(20))
+    got = latents(seeds, 64, truncation=t)
+    assert got.dtype == np.float32 and np.abs(got).max() <= np.float32(t)
+    for row, seed in zip(got, seeds, strict=True):
+        np.testing.assert_array_equal(row, documented_truncation(seed, 64, t))
+
+
+def test_truncation_keeps_the_values_already_in_range() -> None:
+    plain, cut = latents([9], 200)[0], latents([9], 200, truncation=1.0)[0]
+    inside = np.abs(plain) <= 1.0
+    np.testing.assert_array_equal(cut[inside], plain[inside])
+    assert not np.array_equal(cut[~inside], plain[~inside])
+
+
+def test_no_controls_is_the_plain_contract_bit_for_bit() -> None:
+    np.testing.assert_array_equal(latents([3, 4], 100, truncation=None, psi=None), latents([3, 4], 100))
+
+
+def test_psi_scales_after_truncation() -> None:
+    cut = latents([5], 32, truncation=0.8).astype(np.float64)
+    np.testing.assert_array_equal(latents([5], 32, truncation=0.8, psi=0.5), (cut * 0.5).astype(np.float32))
+    np.testing.assert_array_equal(latents([5], 32, psi=0.0), np.zeros((1, 32), np.float32))
+
+
+@pytest.mark.parametrize("options", [{"truncation": 0}, {"truncation": -1.0}, {"truncation": float("nan")},
+                                     {"truncation": float("inf")}, {"truncation": True}, {"truncation": "0.7"},
+                                     {"psi": float("nan")}, {"psi": float("-inf")}])
+def test_bad_latent_options(options: dict) -> None:
+    with pytest.raises(InvalidLatentOptionError) as info:
+        latents([1], 8, **options)
+    assert "\n" not in str(info.value) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("method", ["slerp", "lerp"])
+def test_interpolation_endpoints_are_exact(method: str) -> None:
+    a, b = latents([3, 17], 100)
+    path = interpolate_latents(a, b, 9, method)
+    assert path.shape == (9, 100) and path.dtype == np.float32
+    np.testing.assert_array_equal(path[0], a)
+    np.testing.assert_array_equal(path[-1], b)
+
+
+def test_slerp_norms_stay_between_the_endpoints_norms() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        seed_a, seed_b = (int(s) for s in rng.integers(0, 2**31, 2))
+        dim = int(rng.integers(2, 300))
+        a, b = latents([seed_a, seed_b], dim, psi=float(rng.uniform(0.1, 2)))
+        norms = np.linalg.norm(interpolate_latents(a, b, 11).astype(np.float64), axis=1)
+        low, high = sorted((np.linalg.norm(a.astype(np.float64)), np.linalg.norm(b.astype(np.float64))))
+        assert (norms >= low * (1 - 1e-6)).all() and (norms <= high * (1 + 1e-6)).all()
+
+
+def test_lerp_midpoint_cuts_inside_the_sphere_slerp_does_not() -> None:
+    a, b = latents([1, 2], 512)
+    mid_lerp = np.linalg.norm(interpolate_latents(a, b, 3, "lerp")[1])
+    mid_slerp = np.linalg.norm(interpolate_latents(a, b, 3, "slerp")[1])
+    assert mid_lerp < 0.8 * min(np.linalg.norm(a), np.linalg.norm(b)) < mid_slerp
+
+
+@pytest.mark.parametrize("pair", ["equal", "antipodal", "near-parallel", "near-antipodal", "zero"])
+def test_degenerate_interpolations_have_no_nan(pair: str) -> None:
+    a = latents([4], 50)[0]
+    b = {"equal": a, "antipodal": -a, "near-parallel": a * 1.5 + 1e-9, "near-antipodal": -a + 1e-9,
+         "zero": np.zeros_like(a)}[pair]
+    path = interpolate_latents(a, b, 7)
+    assert np.isfinite(path).all()
+    if pair == "equal":
+        np.testing.assert_allclose(path, np.repeat(a[None], 7, 0), rtol=1e-6)
+    if pair in ("antipodal", "near-antipodal"):  # along a great circle: the norm stays put
+        np.testing.assert_allclose(np.linalg.norm(path, axis=1), np.linalg.norm(a), rtol=1e-5)
+
+
+@pytest.mark.parametrize(("steps", "method"), [(1, "slerp"), (0, "slerp"), (2.5, "slerp"), (True, "lerp"),
+                                               (4, "cubic")])
+def test_bad_interpolation_arguments(steps: object, method: str) -> None:
+    a, b = latents([1, 2], 8)
+    with pytest.raises(InvalidLatentOptionError):
+        interpolate_latents(a, b, steps, method)  # type: ignore[arg-type]

@@ -245,3 +245,14 @@ def test_grayscale_export(tmp_path: Path) -> None:
     assert images.shape == (2, 32, 32, 1)
     save_pngs(tmp_path / "pngs", images, [0, 1])
     assert np.asarray(Image.open(tmp_path / "pngs" / "seed-000001.png")).shape == (32, 32)
+
+
+def test_truncation_and_interpolation_through_the_sampler(tiny_models: TinyModels) -> None:
+    with Sampler.open(tiny_models.export, backend="onnxruntime", device="cpu") as sampler:
+        cut = sampler.sample([3, 4], truncation=0.5)
+        np.testing.assert_array_equal(cut, sampler.sample_latents(latents([3, 4], 8, truncation=0.5)))
+        assert not np.array_equal(cut, sampler.sample([3, 4]))
+        morph = sampler.interpolate(3, 4, 5)
+        assert morph.shape == (5, 32, 32, 3)
+        np.testing.assert_array_equal(morph[0], sampler.sample([3])[0])
+        np.testing.assert_array_equal(morph[-1], sampler.sample([4])[0])

@@ -10,11 +10,12 @@ from tgan_deploy.runtime.errors import (
     BatcherClosedError,
     EngineMismatchError,
     InvalidLatentError,
+    InvalidLatentOptionError,
     InvalidSeedError,
     ModelLoadError,
     QueueFullError,
 )
-from tgan_deploy.runtime.latents import latent, latents
+from tgan_deploy.runtime.latents import interpolate_latents, latent, latents
 from tgan_deploy.runtime.sampler import Sampler
 
 __all__ = [
@@ -23,10 +24,12 @@ __all__ = [
     "BatchingSampler",
     "EngineMismatchError",
     "InvalidLatentError",
+    "InvalidLatentOptionError",
     "InvalidSeedError",
     "ModelLoadError",
     "QueueFullError",
     "Sampler",
+    "interpolate_latents",
     "latent",
     "latents",
 ]

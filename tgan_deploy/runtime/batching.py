@@ -62,14 +62,16 @@ class BatchingSampler:
         self._worker.start()
 
     # -- callers -----------------------------------------------------------------------------------
-    def submit(self, seeds: Iterable[int], *, block: bool = True, timeout: float | None = None
-               ) -> Future[np.ndarray]:
+    def submit(self, seeds: Iterable[int], *, truncation: float | None = None, psi: float | None = None,
+               block: bool = True, timeout: float | None = None) -> Future[np.ndarray]:
         """Queue one request; its Future gives uint8 [len(seeds), H, W, C] (points: float32 [len, 2]).
 
-        Raises InvalidSeedError for bad seeds, QueueFullError when the queue stays full (see module doc),
-        BatcherClosedError after close().
+        truncation, psi: the latent controls of `tgan_deploy.runtime.latents`; requests with different
+        controls share batches. Raises InvalidSeedError / InvalidLatentOptionError for bad input,
+        QueueFullError when the queue stays full (see module doc), BatcherClosedError after close().
         """
-        z = latents(seeds, self.sampler.latent_dim)  # validates: a bad request never joins a batch
+        # computing the latents here validates them: a bad request never joins a batch
+        z = latents(seeds, self.sampler.latent_dim, truncation=truncation, psi=psi)
         request = _Request(z, Future())
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -87,9 +89,10 @@ class BatchingSampler:
             self._cond.notify_all()
         return request.future
 
-    def sample(self, seeds: Iterable[int], timeout: float | None = None) -> np.ndarray:
+    def sample(self, seeds: Iterable[int], timeout: float | None = None, *, truncation: float | None = None,
+               psi: float | None = None) -> np.ndarray:
         """submit + wait: the images of `seeds`, computed in a shared batch."""
-        return self.submit(seeds).result(timeout)
+        return self.submit(seeds, truncation=truncation, psi=psi).result(timeout)
 
     # -- the worker ----------------------------------------------------------------------------------
     def _next_batch(self) -> list[_Request] | None:

@@ -11,7 +11,7 @@ import numpy as np
 from tgan_deploy.cli import TganCommand
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
-from tgan_deploy.runtime.latents import check_seeds
+from tgan_deploy.runtime.latents import check_latent_options, check_seeds
 from tgan_deploy.runtime.sampler import Sampler
 
 MODEL_HELP = "an export (directory with model.json, .onnx, .plan) or a checkpoint (.pt file or run directory)"
@@ -38,6 +38,13 @@ backend_option = click.option("--backend", type=click.Choice(BACKENDS), default=
 device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 max_batch_option = click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
                                 help="Largest batch run at once; bigger requests are split.")
+truncation_option = click.option("--truncation", type=float, default=None,
+                                 help="BigGAN's truncation trick: latent values redrawn until inside "
+                                      "[-T, T]; smaller T trades variety for fidelity (e.g. 0.7) "
+                                      "[default: off].")
+psi_option = click.option("--psi", type=float, default=None,
+                          help="Scale latents by PSI (StyleGAN's truncation psi in Z space), after "
+                               "--truncation [default: off].")
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="CPU threads per batch [default: all cores available].")
 
@@ -55,23 +62,27 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
               help="A directory (one seed-XXXXXX.png per seed; toy models: points.npz), FILE.npz "
                    "(images or points + seeds), or FILE.png (one grid; toy models: a scatter plot).")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Grid columns [default: square-ish].")
+@truncation_option
+@psi_option
 @backend_option
 @device_option
 @max_batch_option
 @threads_option
-def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, columns: int | None, backend: str,
-                device: str, max_batch: int, threads: int | None) -> None:
+def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, columns: int | None,
+                truncation: float | None, psi: float | None, backend: str, device: str, max_batch: int,
+                threads: int | None) -> None:
     from tgan_deploy.runtime import images as img
 
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
     seed_list = check_seeds(_int_list(seeds, "--seeds") if seeds is not None
                             else Sampler.seed_list(n=n, seed=seed))
+    check_latent_options(truncation, psi)  # before the model loads: bad input fails at once
     with _open(model, backend, device, max_batch, threads) as sampler:
         step = sampler.max_batch
         chunks = [seed_list[i:i + step] for i in range(0, len(seed_list), step)]
         with click.progressbar(chunks, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
-            result = np.concatenate([sampler.sample(chunk) for chunk in bar])
+            result = np.concatenate([sampler.sample(chunk, truncation=truncation, psi=psi) for chunk in bar])
         points = sampler.kind == "points"
         what = "points" if points else "images"
         suffix = out.suffix.lower()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tgan_deploy.errors import MissingExtraError, TganError
-from tgan_deploy.runtime.latents import InvalidSeedError
+from tgan_deploy.runtime.latents import InvalidLatentOptionError, InvalidSeedError
 
 
 class ModelLoadError(TganError):
@@ -35,6 +35,7 @@ __all__ = [
     "BatcherClosedError",
     "EngineMismatchError",
     "InvalidLatentError",
+    "InvalidLatentOptionError",
     "InvalidSeedError",
     "ModelLoadError",
     "QueueFullError",

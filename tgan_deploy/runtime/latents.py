@@ -2,10 +2,20 @@
 
 The latent for seed `s` is `numpy.random.default_rng(s).standard_normal(latent_dim)` computed in
 float64 and cast to float32. Any program can reproduce it with numpy alone.
+
+Two optional knobs trade variety for fidelity (docs/runtime.md, "Latent controls", writes them out):
+- `truncation=t` (BigGAN's truncation trick, Brock et al. 2019, arXiv:1809.11096 §3.1): a standard
+  normal restricted to [-t, t]. From the same generator, after the first draw: while some |z_i| > t,
+  every such z_i, in index order, is replaced by the generator's next draws, all at once. Values already
+  inside [-t, t] keep the untruncated latent's value.
+- `psi=p` (the Z-space form of StyleGAN's truncation psi, Karras et al. 2019, where the mean latent is
+  0): z * p, applied after truncation. Both in float64, then cast to float32.
+With neither, the latent is exactly the plain contract above.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 
@@ -18,9 +28,25 @@ class InvalidSeedError(TganError, ValueError):
     """A seed is negative, not an integer, or the seed list is empty."""
 
 
-def latent(seed: int, latent_dim: int) -> np.ndarray:
-    """The float32 latent vector of one seed."""
-    return np.random.default_rng(seed).standard_normal(latent_dim).astype(np.float32)
+class InvalidLatentOptionError(TganError, ValueError):
+    """A latent control (truncation, psi, interpolation steps or method) is out of range."""
+
+
+INTERPOLATION_METHODS = ("slerp", "lerp")
+
+
+def latent(seed: int, latent_dim: int, *, truncation: float | None = None, psi: float | None = None) -> np.ndarray:
+    """The float32 latent vector of one seed (optionally truncated and/or scaled: see the module doc)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(latent_dim)
+    if truncation is not None:
+        outside = np.abs(z) > truncation
+        while outside.any():
+            z[outside] = rng.standard_normal(int(outside.sum()))
+            outside = np.abs(z) > truncation
+    if psi is not None:
+        z = z * psi
+    return z.astype(np.float32)
 
 
 def check_seeds(seeds: Iterable[int]) -> list[int]:
@@ -34,9 +60,73 @@ def check_seeds(seeds: Iterable[int]) -> list[int]:
     return seeds
 
 
-def latents(seeds: Iterable[int], latent_dim: int) -> np.ndarray:
+def check_latent_options(truncation: float | None = None, psi: float | None = None) -> None:
+    """InvalidLatentOptionError unless truncation is None or a finite number > 0 and psi None or finite."""
+    for name, value in (("truncation", truncation), ("psi", psi)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise InvalidLatentOptionError(f"{name} must be a finite number, got {value!r}")
+    if truncation is not None and truncation <= 0:
+        raise InvalidLatentOptionError(f"truncation must be > 0 (e.g. 0.7; smaller is closer to the average "
+                                       f"sample), got {truncation!r}")
+
+
+def latents(seeds: Iterable[int], latent_dim: int, *, truncation: float | None = None,
+            psi: float | None = None) -> np.ndarray:
     """Stacked latents [len(seeds), latent_dim] float32, one row per seed, in order."""
     seeds = check_seeds(seeds)
+    check_latent_options(truncation, psi)
     if latent_dim <= 0:
         raise TganError(f"latent_dim must be positive, got {latent_dim}")
-    return np.stack([latent(int(s), latent_dim) for s in seeds])
+    t = None if truncation is None else float(truncation)
+    p = None if psi is None else float(psi)
+    return np.stack([latent(int(s), latent_dim, truncation=t, psi=p) for s in seeds])
+
+
+def interpolate_latents(z_a: np.ndarray, z_b: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
+    """`steps` latents [steps, dim] float32 from z_a to z_b; the first is z_a and the last z_b, exactly.
+
+    "lerp": straight line. "slerp": the direction moves along the great circle between the endpoints'
+    directions (Shoemake 1985; White 2016, arXiv:1609.04468) while the norm moves linearly between their
+    norms, so every latent's norm lies between the endpoints'. Gaussian latents live near the sphere of
+    radius sqrt(dim); a straight line cuts through its inside, where the generator saw no training latents.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
+        raise InvalidLatentOptionError(f"steps must be an integer >= 2 (both endpoints included), got {steps!r}")
+    if method not in INTERPOLATION_METHODS:
+        raise InvalidLatentOptionError(f"interpolation method {method!r} is not one of "
+                                       f"{', '.join(INTERPOLATION_METHODS)}")
+    a, b = np.asarray(z_a, np.float64).ravel(), np.asarray(z_b, np.float64).ravel()
+    if a.shape != b.shape:
+        raise InvalidLatentOptionError(f"endpoints differ in size ({a.size} vs {b.size})")
+    t = np.linspace(0.0, 1.0, int(steps))[:, None]
+    path = (1 - t) * a + t * b if method == "lerp" else _slerp(a, b, t)
+    out = path.astype(np.float32)
+    out[0], out[-1] = np.asarray(z_a, np.float32).ravel(), np.asarray(z_b, np.float32).ravel()
+    return out
+
+
+def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if norm_a == 0.0 or norm_b == 0.0 or a.size == 1:  # no great circle to follow: the straight line
+        return (1 - t) * a + t * b
+    u, v = a / norm_a, b / norm_b
+    omega = math.acos(min(1.0, max(-1.0, float(u @ v))))
+    if omega < 1e-6:  # (nearly) parallel: normalised lerp, the limit of slerp, without dividing by sin(0)
+        direction = (1 - t) * u + t * v
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    elif math.pi - omega < 1e-6:  # (nearly) antipodal: every great circle joins them; take a fixed one
+        w = _orthogonal_unit(u)
+        direction = np.cos(math.pi * t) * u + np.sin(math.pi * t) * w
+    else:
+        direction = (np.sin((1 - t) * omega) * u + np.sin(t * omega) * v) / math.sin(omega)
+    return ((1 - t) * norm_a + t * norm_b) * direction
+
+
+def _orthogonal_unit(u: np.ndarray) -> np.ndarray:
+    """A unit vector orthogonal to unit u (Gram-Schmidt on the axis where u is smallest): deterministic."""
+    e = np.zeros_like(u)
+    e[int(np.argmin(np.abs(u)))] = 1.0
+    w = e - (e @ u) * u
+    return w / np.linalg.norm(w)

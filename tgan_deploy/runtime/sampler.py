@@ -2,6 +2,8 @@
 
     with Sampler.open("export/") as sampler:          # backend="auto": TensorRT > ORT CUDA > ORT CPU
         images = sampler.sample(seeds=[0, 1, 2])       # uint8 [3, H, W, C]
+        sharper = sampler.sample(seeds=[0, 1, 2], truncation=0.7)   # BigGAN's truncation trick
+        morph = sampler.interpolate(3, 17, steps=8)    # seed 3's image ... seed 17's, slerp
         same = sampler.sample(n=3, seed=0)             # seeds 0, 1, 2
         x = sampler.generate(latents([0], sampler.latent_dim))  # float32 [1, C, H, W] in [-1, 1]
 
@@ -26,7 +28,7 @@ from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS, Backend, cuda_device_count, parse_device
 from tgan_deploy.runtime.errors import InvalidLatentError, ModelLoadError
 from tgan_deploy.runtime.images import from_uint8, nchw_to_nhwc, to_uint8
-from tgan_deploy.runtime.latents import InvalidSeedError, latents
+from tgan_deploy.runtime.latents import InvalidSeedError, interpolate_latents, latents
 from tgan_deploy.runtime.model_path import ModelLocation, locate_model
 
 
@@ -130,9 +132,23 @@ class Sampler:
             return out
         return nchw_to_nhwc(out if out.dtype == np.uint8 else to_uint8(out))
 
-    def sample(self, seeds: Iterable[int] | None = None, *, n: int | None = None, seed: int = 0) -> np.ndarray:
-        """uint8 images [N, H, W, C] (points: float32 [N, 2]) for `seeds`, or for seeds seed .. seed+n-1."""
-        return self.sample_latents(latents(self.seed_list(seeds, n=n, seed=seed), self.latent_dim))
+    def sample(self, seeds: Iterable[int] | None = None, *, n: int | None = None, seed: int = 0,
+               truncation: float | None = None, psi: float | None = None) -> np.ndarray:
+        """uint8 images [N, H, W, C] (points: float32 [N, 2]) for `seeds`, or for seeds seed .. seed+n-1.
+
+        truncation, psi: the latent controls of `tgan_deploy.runtime.latents` (None: the plain contract).
+        """
+        seed_list = self.seed_list(seeds, n=n, seed=seed)
+        return self.sample_latents(latents(seed_list, self.latent_dim, truncation=truncation, psi=psi))
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int, method: str = "slerp", *,
+                    truncation: float | None = None, psi: float | None = None) -> np.ndarray:
+        """`steps` images morphing seed_a's into seed_b's; the first and last equal `sample([seed_a])`, `([seed_b])`.
+
+        method: "slerp" (default: stays where Gaussian latents live) or "lerp"; see `interpolate_latents`.
+        """
+        ends = latents([seed_a, seed_b], self.latent_dim, truncation=truncation, psi=psi)
+        return self.sample_latents(interpolate_latents(ends[0], ends[1], steps, method))
 
     @staticmethod
     def seed_list(seeds: Iterable[int] | None = None, *, n: int | None = None, seed: int = 0) -> list[int]:
