@@ -278,3 +278,39 @@ def test_threads_asking_at_once_share_one_check(ext: PairKernel, record: list[wa
 def test_use_kernel_rejects_an_unknown_kind(ext: PairKernel) -> None:
     with pytest.raises(ValueError, match="kind must be one of"), use_kernel("tpu", ext):
         pass
+
+
+# ---------------------------------------------------------------- CUDA (skipped without a GPU; run by gpu-check)
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_the_real_cuda_kernel_passes(dtype: torch.dtype) -> None:
+    result = verify_kernel(load_pairing("cuda").module, "cuda", dtype)
+    assert result.ok, result.describe()
+
+
+@pytest.mark.gpu
+def test_cuda_auto_checks_then_falls_back_on_a_kernel_error(record: list[warnings.WarningMessage]) -> None:
+    real = load_pairing("cuda").module
+    inputs = [t.cuda().detach().requires_grad_() for t in _all_pairs_problem()]
+    with use_kernel("cuda", real):
+        got = _run("auto", inputs)
+        verdict = self_check_verdict(inputs[0].device, torch.float32)
+        assert verdict is not None and verdict.ok and _equal(got, _run("cuda", inputs))
+    with use_kernel("cuda", CudaError(real)):
+        assert _equal(_run("auto", inputs), _run("ref", inputs))
+        assert len(_selfcheck_warnings(record)) == 1
+
+
+@pytest.mark.gpu
+def test_first_auto_use_inside_cuda_graph_capture_says_to_warm_up() -> None:
+    inputs = [t.cuda().detach() for t in _all_pairs_problem()]
+    graph = torch.cuda.CUDAGraph()
+    with use_kernel("cuda", load_pairing("cuda").module), torch.cuda.stream(torch.cuda.Stream()):
+        graph.capture_begin()
+        try:
+            with pytest.raises(RuntimeError, match="make one call before capturing"):
+                pair_scores(*inputs, pairs="all")
+        finally:
+            graph.capture_end()
+        assert self_check_verdict(inputs[0].device, torch.float32) is None  # nothing judged, nothing cached

@@ -131,7 +131,10 @@ def _forget_verdicts(kind: str) -> None:
 
 def self_check_verdict(device: str | torch.device, dtype: torch.dtype) -> SelfCheckResult | None:
     """The cached self-check result for (device, dtype), or None if "auto" has not needed one yet."""
-    return _verdicts.get((str(torch.device(device)), dtype))
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" means the current device, as tensors say "cuda:0"
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _verdicts.get((str(device), dtype))
 
 
 def _num_pairs(a: torch.Tensor, c: torch.Tensor, pairs: str) -> int:
@@ -191,6 +194,10 @@ def _kernel_usable(kind: str, device: str, dtype: torch.dtype) -> bool:
     if kind in _build_failed:
         return False
     verdict = _verdicts.get((device, dtype))
+    if verdict is None and kind == "cuda" and torch.cuda.is_current_stream_capturing():
+        # the check copies and synchronises, which a capture forbids (and it would judge the capture, not the kernel)
+        raise RuntimeError("pair_scores(impl='auto') is first used on this device and dtype inside CUDA graph capture, "
+                           "where its kernel self-check cannot run: make one call before capturing (the usual warm-up)")
     if verdict is None:
         with _verdict_lock:
             verdict = _verdicts.get((device, dtype))  # another thread may have checked while we waited
