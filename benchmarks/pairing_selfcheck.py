@@ -32,9 +32,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pairing import _machine  # noqa: E402  (benchmarks/pairing.py: the machine description)
+from pairing import _machine, write_results  # noqa: E402  (benchmarks/pairing.py)
 
-from tgan_deploy.io import write_json_atomic, write_text_atomic  # noqa: E402
 from tgan_deploy.ops import selfcheck  # noqa: E402
 from tgan_deploy.ops.build import load_pairing  # noqa: E402
 
@@ -108,10 +107,7 @@ def main() -> int:
               "problem": {"rows_a": selfcheck.ROWS_A, "rows_c": selfcheck.ROWS_C, "hidden": selfcheck.HIDDEN,
                           "list_pairs": selfcheck.LIST_PAIRS, "negative_slope": selfcheck.NEGATIVE_SLOPE},
               "runs": runs}
-    out_json = args.out / f"pairing-selfcheck-{args.device}.json"
-    write_json_atomic(out_json, result)
-    write_text_atomic(out_json.with_suffix(".md"), to_markdown(result))
-    print(f"wrote {out_json} and {out_json.with_suffix('.md')}")
+    write_results(args.out / f"pairing-selfcheck-{args.device}.json", result, to_markdown(result))
     return 0
 
 
