@@ -282,11 +282,15 @@ def main() -> int:
               "device": args.device, "machine": _machine(args.device), "threads": args.threads, "dim": args.dim,
               "hidden": args.hidden, "negative_slope": SLOPE, "note": args.note, "rates": rates, "rows": rows,
               "index_rows": small}
-    out_json = args.out / f"pairing-{args.device}.json"
-    write_json_atomic(out_json, result)
-    write_text_atomic(out_json.with_suffix(".md"), to_markdown(result))
-    print(f"wrote {out_json} and {out_json.with_suffix('.md')}")
+    write_results(args.out / f"pairing-{args.device}.json", result, to_markdown(result))
     return 0
+
+
+def write_results(out_json: Path, result: dict[str, object], markdown: str) -> None:
+    """The JSON (every run) and its Markdown table beside it, each written atomically."""
+    write_json_atomic(out_json, result)
+    write_text_atomic(out_json.with_suffix(".md"), markdown)
+    print(f"wrote {out_json} and {out_json.with_suffix('.md')}")
 
 
 def to_markdown(result: dict) -> str:  # type: ignore[type-arg]

@@ -44,10 +44,12 @@ if ! $PY -m pytest --version >/dev/null 2>&1; then
 fi
 
 # ---- checks (one line per check; keep each self-contained)
-# Fused pair-score op (docs/pairing.md): build the CUDA extension, its tests, its benchmark.
+# Fused pair-score op (docs/pairing.md): build the CUDA extension, its tests, its benchmark, and what its
+# self-check (impl="auto") costs and finds per dtype (3 fresh processes).
 step pairing-build $PY -m tgan_deploy.ops.build --kind cuda
 step pytest-gpu $PY -m pytest -m gpu -q -p no:cacheprovider tests
 step pairing-bench $PY benchmarks/pairing.py --device cuda --note "scripts/gpu-check.sh $STAMP"
+step pairing-selfcheck $PY benchmarks/pairing_selfcheck.py --device cuda --processes 3 --note "scripts/gpu-check.sh $STAMP"
 # TensorRT export + runtime (skipped inside pytest where TensorRT is not installed; see docs/export.md).
 step pytest-tensorrt $PY -m pytest -m tensorrt -q -p no:cacheprovider tests
 # Runtime: TensorRT fp16 / ONNX Runtime CUDA vs PyTorch eager and CUDA graphs (docs/runtime.md).

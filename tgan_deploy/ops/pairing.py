@@ -11,7 +11,12 @@ tensor [P, 2] of (real, fake) indices. ../shared/docs/tgan-method.md §3-§4.
 - "cpu" / "cuda": the fused kernels (pairing.cpp / pairing.cu, built on first use by build.py); forward
   and backward without a [P, H] tensor. An explicit request fails loudly if the kernel cannot be used.
 - "auto" (default): the fused kernel for the tensors' device, except where the reference is as good
-  (see `choose_impl`); if the build fails, ONE warning and the reference from then on.
+  (see `choose_impl`). Before its first use on a (device, dtype) the kernel must pass a self-check
+  (selfcheck.py: a small problem through kernel and reference, values and gradients); if the build fails, the
+  check fails or the kernel raises, ONE warning with the numbers and the reference from then on.
+
+`use_kernel(kind, kernel)` puts another kernel (anything with the extension's forward / backward) in place of
+the built one, for a kernel under development or a deliberately wrong one in the tests.
 
 The fused path is a torch.library custom op (`tgan_deploy::pair_scores`) with a fake kernel and autograd,
 so torch.compile and torch.export trace through it. Its backward is first-order only (no double backward).
@@ -19,15 +24,18 @@ so torch.compile and torch.export trace through it. Its backward is first-order 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
+from collections.abc import Iterator
 
 import torch
 
 from tgan_deploy.ops.pairing_ref import pair_scores_ref
+from tgan_deploy.ops.selfcheck import MODE_ALL, MODE_INDEX, MODE_LIST, PairKernel, SelfCheckResult, verify_kernel
 
 IMPLS = ("auto", "ref", "cpu", "cuda")
-_MODES = {"index": 0, "all": 1}
-_LIST_MODE = 2
+_MODES = {"index": MODE_INDEX, "all": MODE_ALL}
 # dtypes each fused kernel takes (the CUDA kernel accumulates half / bfloat16 in float32).
 _KERNEL_DTYPES = {
     "cpu": (torch.float32, torch.float64),
@@ -41,6 +49,13 @@ AUTO_REF_PAIRINGS = ("index",)
 AUTO_REF_MAX_WORK = 1 << 16
 
 _build_failed: dict[str, str] = {}  # kind -> first line of the error, after the one warning
+_kernel_overrides: dict[str, PairKernel] = {}  # kind -> the kernel `use_kernel` put in place of the built one
+_verdicts: dict[tuple[str, torch.dtype], SelfCheckResult] = {}  # (device, dtype) -> the self-check's result
+_verdict_lock = threading.Lock()  # one self-check per (device, dtype), however many threads ask at once
+
+
+class KernelSelfCheckWarning(RuntimeWarning):
+    """The fused kernel failed its self-check under impl="auto"; the reference is used instead."""
 
 
 def _check(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor | None,
@@ -71,10 +86,55 @@ def _check(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
 
 # ---------------------------------------------------------------- the custom op (fused kernels)
 
-def _extension(device: torch.device):  # type: ignore[no-untyped-def]
+def _kernel(kind: str) -> PairKernel:
+    """The kernel the fused path runs for "cpu" / "cuda": `use_kernel`'s, else the built extension."""
+    override = _kernel_overrides.get(kind)
+    if override is not None:
+        return override
     from tgan_deploy.ops import build  # imported on use: `python -m tgan_deploy.ops.build` runs it as __main__
 
-    return build.load_pairing("cuda" if device.type == "cuda" else "cpu").module
+    module: PairKernel = build.load_pairing(kind).module
+    return module
+
+
+def _extension(device: torch.device) -> PairKernel:
+    return _kernel("cuda" if device.type == "cuda" else "cpu")
+
+
+@contextlib.contextmanager
+def use_kernel(kind: str, kernel: PairKernel) -> Iterator[PairKernel]:
+    """Inside the block, the fused path of `kind` ("cpu" / "cuda") runs `kernel` instead of the built extension:
+    explicit impl=kind calls it as is, impl="auto" self-checks it first. Self-check verdicts are forgotten on
+    entry and on exit, so "auto" always judges the kernel in place. Not for concurrent use with other threads
+    that change kernels."""
+    if kind not in _KERNEL_DTYPES:
+        raise ValueError(f"kind must be one of {tuple(_KERNEL_DTYPES)}, got {kind!r}")
+    with _verdict_lock:
+        previous = _kernel_overrides.get(kind)
+        _kernel_overrides[kind] = kernel
+        _forget_verdicts(kind)
+    try:
+        yield kernel
+    finally:
+        with _verdict_lock:
+            if previous is None:
+                _kernel_overrides.pop(kind, None)
+            else:
+                _kernel_overrides[kind] = previous
+            _forget_verdicts(kind)
+
+
+def _forget_verdicts(kind: str) -> None:
+    for key in [k for k in _verdicts if torch.device(k[0]).type == kind]:
+        del _verdicts[key]
+
+
+def self_check_verdict(device: str | torch.device, dtype: torch.dtype) -> SelfCheckResult | None:
+    """The cached self-check result for (device, dtype), or None if "auto" has not needed one yet."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" means the current device, as tensors say "cuda:0"
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _verdicts.get((str(device), dtype))
 
 
 def _num_pairs(a: torch.Tensor, c: torch.Tensor, pairs: str) -> int:
@@ -91,7 +151,7 @@ def _fused(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
 @_fused.register_fake
 def _fused_fake(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, pairs: torch.Tensor,
                 mode: int, negative_slope: float) -> tuple[torch.Tensor, torch.Tensor]:
-    n = pairs.shape[0] if mode == _LIST_MODE else _num_pairs(a, c, "index" if mode == _MODES["index"] else "all")
+    n = pairs.shape[0] if mode == MODE_LIST else _num_pairs(a, c, "index" if mode == _MODES["index"] else "all")
     return a.new_empty(n), a.new_empty(n)
 
 
@@ -128,23 +188,46 @@ _fused.register_autograd(_backward, setup_context=_setup_context)
 # ---------------------------------------------------------------- dispatch
 
 @torch.compiler.assume_constant_result  # torch.compile: decided once at trace time, not traced into
-def _kernel_usable(kind: str) -> bool:
-    """Build (or load) the kernel for `kind`; on failure warn ONCE and remember, so auto uses the reference."""
-    from tgan_deploy.ops import build
-
+def _kernel_usable(kind: str, device: str, dtype: torch.dtype) -> bool:
+    """Build (or load) the kernel for `kind` and self-check it on (device, dtype), once each: on a failure warn
+    ONCE and remember, so auto uses the reference from then on."""
     if kind in _build_failed:
         return False
-    try:
-        build.load_pairing(kind)
-        return True
-    except Exception as exc:  # a compiler error, a missing toolchain, a broken cache entry
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        _build_failed[kind] = first
-        warnings.warn(
-            f"tgan_deploy: the fused {kind} pair-score kernel could not be built ({first}); using the PyTorch "
-            f"reference instead (same results, more memory for 'all' pairing). Set {build.VERBOSE_ENV}=1 to see "
-            f"the compiler output.", RuntimeWarning, stacklevel=4)
-        return False
+    verdict = _verdicts.get((device, dtype))
+    if verdict is None and kind == "cuda" and torch.cuda.is_current_stream_capturing():
+        # the check copies and synchronises, which a capture forbids (and it would judge the capture, not the kernel)
+        raise RuntimeError("pair_scores(impl='auto') is first used on this device and dtype inside CUDA graph capture, "
+                           "where its kernel self-check cannot run: make one call before capturing (the usual warm-up)")
+    if verdict is None:
+        with _verdict_lock:
+            verdict = _verdicts.get((device, dtype))  # another thread may have checked while we waited
+            if verdict is None:
+                try:
+                    kernel = _kernel(kind)
+                except Exception as exc:  # a compiler error, a missing toolchain, a broken cache entry
+                    _warn_build_failed(kind, exc)
+                    return False
+                verdict = verify_kernel(kernel, device, dtype)
+                _verdicts[(device, dtype)] = verdict
+                if not verdict.ok:
+                    warnings.warn(
+                        f"tgan_deploy: the fused {kind} pair-score kernel FAILED its self-check on "
+                        f"{verdict.describe()}. impl='auto' uses the PyTorch reference on {device} for "
+                        f"{dtype} from now on (same results, more memory for 'all' pairing); impl='{kind}' still "
+                        f"runs the kernel. Please report this with your GPU, driver and torch versions "
+                        f"(docs/pairing.md, Self-check).", KernelSelfCheckWarning, stacklevel=4)
+    return verdict.ok
+
+
+def _warn_build_failed(kind: str, exc: Exception) -> None:
+    from tgan_deploy.ops import build
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    _build_failed[kind] = first
+    warnings.warn(
+        f"tgan_deploy: the fused {kind} pair-score kernel could not be built ({first}); using the PyTorch "
+        f"reference instead (same results, more memory for 'all' pairing). Set {build.VERBOSE_ENV}=1 to see "
+        f"the compiler output.", RuntimeWarning, stacklevel=5)
 
 
 def choose_impl(impl: str, a: torch.Tensor, c: torch.Tensor, pairs: str | torch.Tensor) -> str:
@@ -152,8 +235,8 @@ def choose_impl(impl: str, a: torch.Tensor, c: torch.Tensor, pairs: str | torch.
 
     auto: the reference for index pairing (AUTO_REF_PAIRINGS), for small problems (P * H <= AUTO_REF_MAX_WORK),
     for devices other than CPU / CUDA and for dtypes the device's kernel lacks (the CPU kernel takes float32 /
-    float64 only); otherwise the device's fused kernel, unless it cannot be built (one warning, then the
-    reference).
+    float64 only); otherwise the device's fused kernel, unless it cannot be built or fails its self-check on
+    this (device, dtype) (one warning, then the reference).
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
@@ -174,7 +257,7 @@ def choose_impl(impl: str, a: torch.Tensor, c: torch.Tensor, pairs: str | torch.
     num_pairs = pairs.shape[0] if isinstance(pairs, torch.Tensor) else _num_pairs(a, c, pairs)
     if num_pairs * a.shape[1] <= AUTO_REF_MAX_WORK:
         return "ref"
-    return kind if _kernel_usable(kind) else "ref"
+    return kind if _kernel_usable(kind, str(a.device), a.dtype) else "ref"
 
 
 def pair_scores(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
@@ -190,7 +273,7 @@ def pair_scores(a: torch.Tensor, c: torch.Tensor, b1: torch.Tensor, w2: torch.Te
     if isinstance(pairs, str):
         mode, pair_list = _MODES[pairs], torch.empty(0, 2, dtype=torch.int64, device=a.device)
     else:
-        mode, pair_list = _LIST_MODE, pairs.to(a.device)
+        mode, pair_list = MODE_LIST, pairs.to(a.device)
     s_pos, s_neg = _fused(a, c, b1, w2, pair_list, mode, float(negative_slope))
     if b2 is not None:  # b2 shifts every score: its gradient, sum(g+) + sum(g-), comes from autograd here
         b2 = b2.reshape(())
