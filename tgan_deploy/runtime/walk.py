@@ -50,6 +50,11 @@ def walk_latents(seeds: Iterable[int], latent_dim: int, frames: int, method: str
     return np.concatenate(path)
 
 
+def check_image_model(sampler: Sampler) -> None:
+    if sampler.kind != "image":
+        raise TganError("a walk needs an image model; this model outputs 2-D points (sample it with --n/--seeds)")
+
+
 def render_walk(sampler: Sampler, seeds: Iterable[int], frames: int, method: str = "slerp", *,
                 truncation: float | None = None, psi: float | None = None,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -57,8 +62,7 @@ def render_walk(sampler: Sampler, seeds: Iterable[int], frames: int, method: str
 
     progress(n) is called after each chunk with the number of frames it made (e.g. a progress bar's update).
     """
-    if sampler.kind != "image":
-        raise TganError("a walk needs an image model; this model outputs 2-D points (sample it with --n/--seeds)")
+    check_image_model(sampler)
     z = walk_latents(seeds, sampler.latent_dim, frames, method, truncation=truncation, psi=psi)
     chunks = []
     for start in range(0, len(z), sampler.max_batch):

@@ -18,7 +18,7 @@ from tgan_deploy.runtime.animation import check_animation_target, save_animation
 from tgan_deploy.runtime.latents import check_interpolation, check_latent_options, check_seeds
 from tgan_deploy.runtime.provenance import provenance
 from tgan_deploy.runtime.sampler import Sampler
-from tgan_deploy.runtime.walk import render_walk, segment_steps
+from tgan_deploy.runtime.walk import check_image_model, render_walk, segment_steps
 
 DEFAULT_FRAMES, DEFAULT_METHOD, DEFAULT_FPS = 30, "slerp", 10.0
 
@@ -62,6 +62,7 @@ def sample_walk(open_sampler: Callable[[], Sampler], out: Path, columns: int | N
     check_latent_options(truncation, psi)
     check_animation_target(out, fps)
     with open_sampler() as sampler:
+        check_image_model(sampler)
         with click.progressbar(length=frames, label="walking", file=sys.stderr) as bar:  # drawn on a terminal
             images = render_walk(sampler, seed_list, frames, method, truncation=truncation, psi=psi,
                                  progress=bar.update)
