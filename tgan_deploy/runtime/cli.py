@@ -43,7 +43,8 @@ max_batch_option = click.option("--max-batch", type=click.IntRange(min=1), defau
                                 help="Largest batch run at once; bigger requests are split.")
 truncation_option = click.option("--truncation", type=float, default=None,
                                  help="BigGAN's truncation trick: latent values redrawn until inside "
-                                      "[-T, T]; smaller T trades variety for fidelity (e.g. 0.7) "
+                                      "[-T, T]; smaller T trades variety for fidelity (e.g. 0.7; at "
+                                      "least 0.01) "
                                       "[default: off].")
 psi_option = click.option("--psi", type=float, default=None,
                           help="Scale latents by PSI (StyleGAN's truncation psi in Z space), after "
