@@ -61,10 +61,18 @@ def test_sample_command_runs_without_torch(tiny_models: TinyModels, tmp_path: st
     """)
     assert proc.returncode == 0, proc.stderr
     assert "wrote 4 images" in proc.stdout
+    walk = run_blocked(f"""
+        from tgan_deploy.cli import main
+        main(['sample', {str(tiny_models.export)!r}, '--walk', '1,2', '--frames', '3', '--truncation', '0.7',
+              '--out', {out.replace('grid.png', 'walk.gif')!r}])
+    """)
+    assert walk.returncode == 0, walk.stderr
+    assert "wrote a 3-frame walk" in walk.stdout
 
 
 def test_importing_the_runtime_does_not_import_torch() -> None:
     code = ("import sys, tgan_deploy.runtime, tgan_deploy.runtime.cli, tgan_deploy.runtime.batching\n"
+            "import tgan_deploy.runtime.walk, tgan_deploy.runtime.walk_cli, tgan_deploy.runtime.animation\n"
             "heavy = [m for m in ('torch', 'tensorrt', 'onnx') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=repo_env(), timeout=120)

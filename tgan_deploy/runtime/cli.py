@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -12,7 +13,9 @@ from tgan_deploy.cli import TganCommand
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
 from tgan_deploy.runtime.latents import check_latent_options, check_seeds
+from tgan_deploy.runtime.provenance import info_text, provenance
 from tgan_deploy.runtime.sampler import Sampler
+from tgan_deploy.runtime.walk_cli import sample_walk, walk_options
 
 MODEL_HELP = "an export (directory with model.json, .onnx, .plan) or a checkpoint (.pt file or run directory)"
 
@@ -40,7 +43,8 @@ max_batch_option = click.option("--max-batch", type=click.IntRange(min=1), defau
                                 help="Largest batch run at once; bigger requests are split.")
 truncation_option = click.option("--truncation", type=float, default=None,
                                  help="BigGAN's truncation trick: latent values redrawn until inside "
-                                      "[-T, T]; smaller T trades variety for fidelity (e.g. 0.7) "
+                                      "[-T, T]; smaller T trades variety for fidelity (e.g. 0.7; at "
+                                      "least 0.01) "
                                       "[default: off].")
 psi_option = click.option("--psi", type=float, default=None,
                           help="Scale latents by PSI (StyleGAN's truncation psi in Z space), after "
@@ -50,7 +54,7 @@ threads_option = click.option("--threads", type=click.IntRange(min=1), default=N
 
 
 @click.command("sample", cls=TganCommand, help=f"""Sample MODEL ({MODEL_HELP}) for seeds and write PNGs, a grid or
-an .npz.
+an .npz; or, with --walk, render a latent walk through seeds as a GIF, an MP4 or a PNG strip.
 
 Seed s always gives the same image: its latent is numpy.random.default_rng(s).standard_normal(latent_dim),
 and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
@@ -64,15 +68,19 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Grid columns [default: square-ish].")
 @truncation_option
 @psi_option
+@walk_options
 @backend_option
 @device_option
 @max_batch_option
 @threads_option
 def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, columns: int | None,
                 truncation: float | None, psi: float | None, backend: str, device: str, max_batch: int,
-                threads: int | None) -> None:
+                threads: int | None, **walk: Any) -> None:
     from tgan_deploy.runtime import images as img
 
+    if any(value is not None for value in walk.values()):  # --walk and its options: tgan_deploy/runtime/walk_cli.py
+        return sample_walk(lambda: _open(model, backend, device, max_batch, threads), out, columns, truncation,
+                           psi, seeds, **walk)
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
     seed_list = check_seeds(_int_list(seeds, "--seeds") if seeds is not None
@@ -86,15 +94,18 @@ def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, col
         points = sampler.kind == "points"
         what = "points" if points else "images"
         suffix = out.suffix.lower()
+        info = provenance(sampler, truncation=truncation, psi=psi)  # recorded in every file written
+        npz_info = np.asarray(info_text({**info, "seeds": seed_list}))
         if suffix == ".npz":
-            img.save_npz(out, **{what: result, "seeds": np.asarray(seed_list)})
+            img.save_npz(out, **{what: result, "seeds": np.asarray(seed_list), "provenance": npz_info})
         elif suffix == ".png":
-            img.save_png(out, img.scatter_image(result) if points else img.make_grid(result, columns))
+            img.save_png(out, img.scatter_image(result) if points else img.make_grid(result, columns),
+                         {**info, "seeds": seed_list})
         elif points:
             out = out / "points.npz"
-            img.save_npz(out, points=result, seeds=np.asarray(seed_list))
+            img.save_npz(out, points=result, seeds=np.asarray(seed_list), provenance=npz_info)
         else:
-            img.save_pngs(out, result, seed_list)
+            img.save_pngs(out, result, seed_list, info)
         click.echo(f"wrote {len(seed_list)} {what} to {out} ({sampler.backend}: {', '.join(sampler.providers)})")
 
 

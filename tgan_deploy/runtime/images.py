@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tgan_deploy.io import atomic_path, write_bytes_atomic
+from tgan_deploy.runtime.provenance import png_text
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -40,27 +42,37 @@ def _pil_image(image: np.ndarray) -> object:
     return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray, text: Mapping[str, str] | None = None) -> bytes:
+    """One uint8 HWC image -> PNG bytes, with `text` as tEXt chunks (keyword -> value)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    chunks = PngInfo()
+    for key, value in (text or {}).items():
+        chunks.add_text(key, value)
     buffer = io.BytesIO()
-    _pil_image(image).save(buffer, format="PNG")  # type: ignore[attr-defined]
+    _pil_image(image).save(buffer, format="PNG", pnginfo=chunks)  # type: ignore[attr-defined]
     return buffer.getvalue()
 
 
-def save_png(path: str | Path, image: np.ndarray) -> None:
-    """One uint8 HWC image -> PNG file (atomic)."""
-    write_bytes_atomic(path, png_bytes(image))
+def save_png(path: str | Path, image: np.ndarray, info: Mapping[str, Any] | None = None) -> None:
+    """One uint8 HWC image -> PNG file (atomic); `info` (how it was made) goes into its text chunks."""
+    write_bytes_atomic(path, png_bytes(image, None if info is None else png_text(info)))
 
 
 def seed_file_name(seed: int) -> str:
     return f"seed-{seed:06d}.png"
 
 
-def save_pngs(folder: str | Path, images: np.ndarray, seeds: Sequence[int]) -> list[Path]:
-    """uint8 NHWC images -> FOLDER/seed-XXXXXX.png, one per seed; returns the paths."""
+def save_pngs(folder: str | Path, images: np.ndarray, seeds: Sequence[int],
+              info: Mapping[str, Any] | None = None) -> list[Path]:
+    """uint8 NHWC images -> FOLDER/seed-XXXXXX.png, one per seed; returns the paths.
+
+    With `info`, each PNG's text chunks hold it plus that image's own "seed".
+    """
     folder = Path(folder)
     paths = [folder / seed_file_name(s) for s in seeds]
-    for image, path in zip(images, paths, strict=True):
-        save_png(path, image)
+    for image, path, seed in zip(images, paths, seeds, strict=True):
+        save_png(path, image, None if info is None else {**info, "seed": int(seed)})
     return paths
 
 
@@ -77,8 +89,9 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) 
     return grid
 
 
-def save_grid(path: str | Path, images: np.ndarray, columns: int | None = None) -> None:
-    save_png(path, make_grid(images, columns))
+def save_grid(path: str | Path, images: np.ndarray, columns: int | None = None,
+              info: Mapping[str, Any] | None = None) -> None:
+    save_png(path, make_grid(images, columns), info)
 
 
 def scatter_image(points: np.ndarray, size: int = 512, radius: int = 2) -> np.ndarray:

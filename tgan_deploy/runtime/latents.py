@@ -33,6 +33,10 @@ class InvalidLatentOptionError(TganError, ValueError):
 
 
 INTERPOLATION_METHODS = ("slerp", "lerp")
+# Redrawing takes about log(latent_dim) / P(|x| <= t) rounds (P ~ 0.8 t for small t): 0.01 costs a few ms per
+# latent, 1e-6 a minute, 1e-12 forever. A floor keeps any caller (a service's client included) from hanging a
+# worker; below it every value is ~0 anyway, the average sample that psi=0 gives exactly.
+MIN_TRUNCATION = 0.01
 
 
 def latent(seed: int, latent_dim: int, *, truncation: float | None = None, psi: float | None = None) -> np.ndarray:
@@ -61,15 +65,15 @@ def check_seeds(seeds: Iterable[int]) -> list[int]:
 
 
 def check_latent_options(truncation: float | None = None, psi: float | None = None) -> None:
-    """InvalidLatentOptionError unless truncation is None or a finite number > 0 and psi None or finite."""
+    """InvalidLatentOptionError unless truncation is None or a finite number >= MIN_TRUNCATION, psi None or finite."""
     for name, value in (("truncation", truncation), ("psi", psi)):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise InvalidLatentOptionError(f"{name} must be a finite number, got {value!r}")
-    if truncation is not None and truncation <= 0:
-        raise InvalidLatentOptionError(f"truncation must be > 0 (e.g. 0.7; smaller is closer to the average "
-                                       f"sample), got {truncation!r}")
+    if truncation is not None and not truncation >= MIN_TRUNCATION:
+        raise InvalidLatentOptionError(f"truncation must be >= {MIN_TRUNCATION} (e.g. 0.7; smaller is closer to "
+                                       f"the average sample, which psi=0 gives exactly), got {truncation!r}")
 
 
 def latents(seeds: Iterable[int], latent_dim: int, *, truncation: float | None = None,
@@ -84,6 +88,15 @@ def latents(seeds: Iterable[int], latent_dim: int, *, truncation: float | None =
     return np.stack([latent(int(s), latent_dim, truncation=t, psi=p) for s in seeds])
 
 
+def check_interpolation(steps: int, method: str) -> None:
+    """InvalidLatentOptionError unless steps is an integer >= 2 and method one of INTERPOLATION_METHODS."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
+        raise InvalidLatentOptionError(f"steps must be an integer >= 2 (both endpoints included), got {steps!r}")
+    if method not in INTERPOLATION_METHODS:
+        raise InvalidLatentOptionError(f"interpolation method {method!r} is not one of "
+                                       f"{', '.join(INTERPOLATION_METHODS)}")
+
+
 def interpolate_latents(z_a: np.ndarray, z_b: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
     """`steps` latents [steps, dim] float32 from z_a to z_b; the first is z_a and the last z_b, exactly.
 
@@ -92,11 +105,7 @@ def interpolate_latents(z_a: np.ndarray, z_b: np.ndarray, steps: int, method: st
     norms, so every latent's norm lies between the endpoints'. Gaussian latents live near the sphere of
     radius sqrt(dim); a straight line cuts through its inside, where the generator saw no training latents.
     """
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
-        raise InvalidLatentOptionError(f"steps must be an integer >= 2 (both endpoints included), got {steps!r}")
-    if method not in INTERPOLATION_METHODS:
-        raise InvalidLatentOptionError(f"interpolation method {method!r} is not one of "
-                                       f"{', '.join(INTERPOLATION_METHODS)}")
+    check_interpolation(steps, method)
     a, b = np.asarray(z_a, np.float64).ravel(), np.asarray(z_b, np.float64).ravel()
     if a.shape != b.shape:
         raise InvalidLatentOptionError(f"endpoints differ in size ({a.size} vs {b.size})")

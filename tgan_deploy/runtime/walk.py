@@ -1,0 +1,72 @@
+"""Latent walks: one path through several seeds' latents, rendered as frames for an animation or a strip.
+
+    with Sampler.open("export/") as sampler:
+        frames = render_walk(sampler, [3, 17, 42], frames=30)   # uint8 [30, H, W, C]
+
+The path visits every seed, in order: seeds s_0 .. s_{K-1} make K-1 segments, each interpolated with
+`interpolate_latents` (slerp by default). The F frames share keyframes: F-1 steps are spread over the
+segments as evenly as integers allow, the first (F-1) mod (K-1) segments taking one step more. So frame 0
+is exactly s_0's latent, the last frame exactly s_{K-1}'s, and every seed's latent is itself one of the
+frames (which is why F must be at least K). Truncation and psi apply to the seeds' latents, as in
+`Sampler.sample`, so a frame at a seed is exactly `sample([seed], truncation=, psi=)`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from tgan_deploy.errors import TganError
+from tgan_deploy.runtime.latents import InvalidLatentOptionError, check_seeds, interpolate_latents, latents
+from tgan_deploy.runtime.sampler import Sampler
+
+
+def segment_steps(seed_count: int, frames: int) -> list[int]:
+    """Steps per segment of a walk through `seed_count` seeds in `frames` frames (they sum to frames - 1)."""
+    if seed_count < 2:
+        raise InvalidLatentOptionError(f"a walk needs at least 2 seeds (e.g. 3,17,42), got {seed_count}")
+    if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 2:
+        raise InvalidLatentOptionError(f"frames must be an integer >= 2 (first and last seed included), got "
+                                       f"{frames!r}")
+    segments = seed_count - 1
+    if frames - 1 < segments:
+        raise InvalidLatentOptionError(f"{frames} frames cannot visit {seed_count} seeds: use at least "
+                                       f"{seed_count} frames (one per seed)")
+    base, extra = divmod(frames - 1, segments)
+    return [base + (1 if i < extra else 0) for i in range(segments)]
+
+
+def walk_latents(seeds: Iterable[int], latent_dim: int, frames: int, method: str = "slerp", *,
+                 truncation: float | None = None, psi: float | None = None) -> np.ndarray:
+    """float32 latents [frames, latent_dim] walking through `seeds` in order (see the module doc)."""
+    seed_list = check_seeds(seeds)
+    steps = segment_steps(len(seed_list), frames)
+    keys = latents(seed_list, latent_dim, truncation=truncation, psi=psi)
+    path = [keys[:1]]
+    for i, n in enumerate(steps):
+        path.append(interpolate_latents(keys[i], keys[i + 1], n + 1, method)[1:])  # drop the shared keyframe
+    return np.concatenate(path)
+
+
+def check_image_model(sampler: Sampler) -> None:
+    if sampler.kind != "image":
+        raise TganError("a walk needs an image model; this model outputs 2-D points (sample it with --n/--seeds)")
+
+
+def render_walk(sampler: Sampler, seeds: Iterable[int], frames: int, method: str = "slerp", *,
+                truncation: float | None = None, psi: float | None = None,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """uint8 frames [frames, H, W, C] of a walk, run in chunks of sampler.max_batch.
+
+    progress(n) is called after each chunk with the number of frames it made (e.g. a progress bar's update).
+    """
+    check_image_model(sampler)
+    z = walk_latents(seeds, sampler.latent_dim, frames, method, truncation=truncation, psi=psi)
+    chunks = []
+    for start in range(0, len(z), sampler.max_batch):
+        chunks.append(sampler.sample_latents(z[start:start + sampler.max_batch]))
+        if progress is not None:
+            progress(len(chunks[-1]))
+    return np.concatenate(chunks)
