@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from tgan_deploy.config import DataConfig, ModelConfig
-from tgan_deploy.data.dataset import TrainingData
 from tgan_deploy.data.images import prepare
+from tgan_deploy.data.training_data import TrainingData
 from tgan_deploy.errors import DataError
 from tgan_deploy.io import atomic_path, write_json_atomic
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from tgan_deploy.config import ModelConfig
-from tgan_deploy.data.dataset import TrainingData
 from tgan_deploy.data.images import fit_array
+from tgan_deploy.data.training_data import TrainingData
 from tgan_deploy.errors import DataError
 
 _SHAPES = "[N, 2] points, [N, H, W], [N, H, W, C] or [N, C, H, W] images with C in 1, 3, 4"
