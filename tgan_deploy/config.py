@@ -102,31 +102,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        cfg = cls()
-        _merge(cfg, data, prefix="")
+        cfg = cls().merge(data)
         cfg.validate()
         return cfg
 
+    def merge(self, data: dict[str, Any]) -> TrainConfig:
+        """Set the keys of a sections dict (a config file's content); validate() once everything is set."""
+        _merge(self, data, prefix="")
+        return self
+
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-        try:
-            if path.suffix == ".json":
-                data = json.loads(text)
-            else:
-                import yaml  # the [train] extra; configs are a training concern
-
-                data = yaml.safe_load(text) or {}
-        except Exception as exc:
-            raise ConfigError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                              f"{str(exc).splitlines()[0]}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"config {path} must hold a mapping of sections (model:, optim:, ...)")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path))
 
     def apply_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
         """Set dotted keys (`"optim.batch_size": 32`); values are converted to the field's type."""
@@ -194,6 +181,28 @@ class TrainConfig:
         if o.name not in OBJECTIVE_NAMES:
             raise ConfigError(f"unknown objective {o.name!r}{_suggest(o.name, OBJECTIVE_NAMES)}; "
                               f"choose from {', '.join(OBJECTIVE_NAMES)}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The sections of a YAML/JSON config file as a dict (not yet checked against the dataclasses)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml  # the [train] extra; configs are a training concern
+
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:
+        raise ConfigError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: "
+                          f"{str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold a mapping of sections (model:, optim:, ...)")
+    return data
 
 
 def parse_pairing(spec: str) -> tuple[str, int]:
