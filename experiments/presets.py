@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments._common import DEFAULT_OUT, RUNS_DIR, machine
+from experiments._common import DEFAULT_OUT, ROOT, RUNS_DIR, machine
 
 STEPS = {"ring8": 3000, "grid25": 20000}
 CHANCE_SAMPLES = 100_000
@@ -42,10 +42,11 @@ def command(*args: str) -> list[str]:
 
 
 def run(cmd: list[str], log: Path) -> None:
+    """Run from the repository root (paths in the commands are relative to it)."""
     with open(log, "a") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {log}")
 
@@ -69,8 +70,9 @@ def measure(name: str, steps: int, out: Path) -> dict[str, Any]:
     log = RUNS_DIR / "presets" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    train = command("train", "--data", f"builtin:{name}", "--steps", str(steps), "--out", str(run_dir), "--force",
-                    "--set", "run.threads=1", "--set", "run.keep_last=1000")
+    train = command("train", "--data", f"builtin:{name}", "--steps", str(steps),
+                    "--out", str(run_dir.relative_to(ROOT)), "--force", "--set", "run.threads=1",
+                    "--set", "run.keep_last=1000")
     cpu, wall = children_cpu_s(), time.perf_counter()
     run(train, log)
     cpu, wall = children_cpu_s() - cpu, time.perf_counter() - wall
@@ -83,7 +85,7 @@ def measure(name: str, steps: int, out: Path) -> dict[str, Any]:
         scores.unlink()
         curve.append({"step": result["checkpoint"]["step"], **result["metrics"],
                       "per_mode_counts": result["details"]["per_mode_counts"]})
-    return {"data": f"builtin:{name}", "steps": steps, "seed": 0, "train_command": " ".join(train[2:]),
+    return {"data": f"builtin:{name}", "steps": steps, "seed": 0, "train_command": "tgan-" + " ".join(train[3:]),
             "eval_command": "eval CHECKPOINT --json FILE (defaults: 2,500 samples, seeds 0..2499)",
             "preset_line": preset_line, "train_cpu_s": round(cpu, 1), "train_wall_s": round(wall, 1),
             "chance_hq_percent": round(chance_hq(name), 3), "final": curve[-1], "curve": curve,
