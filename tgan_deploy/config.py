@@ -54,7 +54,7 @@ class OptimConfig:
     critic_steps: int = 1  # per iteration; the reference does 1 critic step ...
     generator_steps: int = 2  # ... then 2 generator steps
     ema_decay: float = 0.999  # generator EMA; 0 disables it
-    amp: str = "none"  # "none" or "bf16" (autocast on GPU)
+    amp: str = "none"  # "none" or "bf16" (autocast, on the CPU and GPUs: docs/training.md, Mixed precision)
 
 
 @dataclasses.dataclass

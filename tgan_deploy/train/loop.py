@@ -151,7 +151,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         G_train = nn.parallel.DistributedDataParallel(G, **ddp_kwargs)
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.optim.amp == "bf16")
+    autocast = autocast_for(device, cfg.optim.amp)
     # Rank r takes rows r, r + W, r + 2W, ... of the global batch: the same interleaving as the data
     # loader's DistributedSampler shards, so after the all-gather real i and fake i are the pair a single
     # process would form (index pairing matches a single process, not just in distribution).
@@ -254,6 +254,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TganError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu or auto")
     return torch.device(name)
+
+
+def autocast_for(device: torch.device, amp: str) -> torch.autocast:
+    """optim.amp "bf16": forward passes under bfloat16 autocast on the CPU (AVX512-BF16 / AMX) and on GPUs
+    alike (convolutions and matrix products in bf16; losses are computed in float32); "none": off."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
 def set_determinism(cfg: TrainConfig) -> None:
