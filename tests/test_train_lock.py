@@ -116,7 +116,10 @@ def test_lock_is_exclusive_and_forked_children_do_not_keep_it(tmp_path: Path) ->
         os.close(started)
 
 
-def test_a_file_as_output_is_refused(tmp_path: Path) -> None:
+def test_an_output_that_cannot_be_a_run_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(TganError, match="is a file, not a directory"), run_lock(tmp_path / "file"):
+        pass
+    with pytest.raises(TganError, match=r"cannot create .*/file/run/\.lock \(Not a directory\)"), \
+            run_lock(tmp_path / "file" / "run"):
         pass

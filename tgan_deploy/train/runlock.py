@@ -46,15 +46,22 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     another process has it. Creates the directory (and the lock file) if needed, writes nothing else."""
     if run_dir.exists() and not run_dir.is_dir():
         raise TganError(f"output {run_dir} is a file, not a directory: choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise TganError(f"cannot create {path} ({exc.strerror}): choose an --out you can write to") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise RunLockedError(f"{run_dir} is in use by another trainer ({describe_holder(path)}): wait for it to "
                              "finish or stop it, then --resume; or choose another --out") from None
+    except OSError as exc:  # a file system without locks
+        os.close(fd)
+        raise TganError(f"cannot lock {path} ({exc.strerror}): its file system does not support locks; "
+                        "choose an --out on a local disk or a locking network file system") from exc
     try:
         since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
