@@ -5,8 +5,8 @@ time per iteration = (long - short) / extra iterations, so setup and the end-of-
 cancel out. Rounds interleave the modes (fp32 short, bf16 short, fp32 long, bf16 long) and medians are
 reported, of wall time (run this alone: `flock -x /tmp/tgan-cpu.lock`) and of CPU time, after one untimed
 warm-up run per mode (data loading and first-call kernel selection). Threads: torch's
-default (all cores), as `make demo` trains. Cases: the demo's 32 px model (benchmarks the `make demo` choice)
-and the 2-D toy preset (a small MLP).
+default (all cores), as `make demo` trains. Cases: the demo's 32 px model (benchmarks the `make demo` choice),
+the reference's widths at 32 px (what `--data builtin:mnist5k` trains) and the 2-D toy preset (a small MLP).
 
     PYTHONPATH=. python benchmarks/amp_cpu.py [--rounds 5]
 Writes benchmarks/results/amp-cpu.json and .md.
@@ -29,7 +29,7 @@ import torch
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.demo import demo_config
 from tgan_deploy.train.loop import train
-from tgan_deploy.train.presets import toy_preset
+from tgan_deploy.train.presets import SMALL_DIGITS, toy_preset
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("none", "bf16")
@@ -37,6 +37,12 @@ MODES = ("none", "bf16")
 
 def demo_case(out: Path) -> TrainConfig:
     return demo_config(out, steps=1)
+
+
+def mnist_preset_case(out: Path) -> TrainConfig:
+    cfg = TrainConfig().apply_overrides(SMALL_DIGITS)  # what `tgan-train --data builtin:mnist5k` trains
+    cfg.data.source = "builtin:mnist5k"
+    return cfg
 
 
 def toy_case(out: Path) -> TrainConfig:
@@ -47,6 +53,7 @@ def toy_case(out: Path) -> TrainConfig:
 
 CASES = {  # name: (config factory, short iterations, long iterations)
     "demo 32 px (mnist5k, base 16, batch 32)": (demo_case, 5, 45),
+    "reference widths at 32 px (mnist5k preset: base 64, head 512, batch 64)": (mnist_preset_case, 2, 12),
     "2-D preset (ring8, MLP width 128, batch 100)": (toy_case, 50, 350),
 }
 
