@@ -52,7 +52,7 @@ def check_arch(source: str, kind: str, model_cfg: ModelConfig) -> None:
     """Images need model.arch dcgan, 2-D points model.arch mlp: say which setting fixes a mismatch."""
     if kind == "points" and model_cfg.arch != "mlp":
         raise DataError(f"{source} is 2-D point data, but model.arch is {model_cfg.arch!r}: "
-                        f"set model.arch mlp (and model.latent_dim 2, PacGAN's toy setting)")
+                        f"set model.arch mlp, or leave model.arch unset (tgan-train's 2-D preset sets it)")
     if kind == "image" and model_cfg.arch == "mlp":
         raise DataError(f"{source} is image data, but model.arch is 'mlp' (2-D points only): "
                         f"set model.arch dcgan, or use builtin:ring8 / builtin:grid25")
