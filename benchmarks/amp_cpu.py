@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import statistics
 import tempfile
@@ -28,6 +27,7 @@ import torch
 
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.demo import demo_config
+from tgan_deploy.io import write_json_atomic, write_text_atomic
 from tgan_deploy.train.loop import train
 from tgan_deploy.train.presets import SMALL_DIGITS, toy_preset
 
@@ -99,18 +99,19 @@ def main() -> None:
             "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
                        f"avx512_bf16: {'avx512_bf16' in cpu_flags}, amx_bf16: {'amx_bf16' in cpu_flags}",
             "python": platform.python_version(), "results": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "amp-cpu.json").write_text(json.dumps(meta, indent=2) + "\n")
-    lines = [f"# optim.amp bf16 vs fp32 on the CPU ({meta['date']})", "",
-             f"Machine: {meta['machine']}; run alone (`flock -x`). ms per iteration = (long run - short run) / "
-             f"extra iterations of the real trainer; median of {args.rounds} interleaved rounds. Produced by "
-             "`benchmarks/amp_cpu.py`.", "",
-             "| case | fp32 wall ms/it | bf16 wall ms/it | bf16 speed-up (wall) | fp32 CPU ms/it | bf16 CPU ms/it | "
-             "bf16 speed-up (CPU) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['case']} | {r['fp32_wall_ms']} | {r['bf16_wall_ms']} | {r['speedup_wall']:.2f}x | "
-              f"{r['fp32_cpu_ms']} | {r['bf16_cpu_ms']} | {r['speedup_cpu']:.2f}x |" for r in rows]
-    (RESULTS / "amp-cpu.md").write_text("\n".join(lines) + "\n")
+    write_json_atomic(RESULTS / "amp-cpu.json", meta)
+    write_text_atomic(RESULTS / "amp-cpu.md", to_markdown(meta, args.rounds))
 
+
+def to_markdown(meta: dict[str, Any], rounds: int) -> str:
+    header = ("| case | fp32 wall ms/it | bf16 wall ms/it | bf16 speed-up (wall) | fp32 CPU ms/it | bf16 CPU ms/it "
+              "| bf16 speed-up (CPU) |\n|---|---|---|---|---|---|---|")
+    body = [f"| {r['case']} | {r['fp32_wall_ms']} | {r['bf16_wall_ms']} | {r['speedup_wall']:.2f}x | "
+            f"{r['fp32_cpu_ms']} | {r['bf16_cpu_ms']} | {r['speedup_cpu']:.2f}x |" for r in meta["results"]]
+    return (f"# optim.amp bf16 vs fp32 on the CPU ({meta['date']})\n\nMachine: {meta['machine']}; run alone "
+            "(`flock -x`). ms per iteration = (long run - short run) / extra iterations of the real trainer; "
+            f"median of {rounds} interleaved rounds. Produced by `benchmarks/amp_cpu.py`.\n\n"
+            + "\n".join([header, *body]) + "\n")
 
 if __name__ == "__main__":
     main()
