@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# Generated from the installed tensorrt-stubs (not committed): regenerated whenever it is missing.
+TRT_STUBS := .typings/tensorrt/__init__.pyi
 DEMO_OUT ?= demo-out
 
 .PHONY: install test lint typecheck cuda-check demo gpu-check bench clean
@@ -15,10 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 	# tensorrt-stubs declares a dependency on tensorrt itself, whose libraries come from NVIDIA's own
 	# index (unreachable here): the stubs alone are all mypy needs.
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
-	$(PY) scripts/prepare_trt_stubs.py
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(TRT_STUBS): $(STAMP) scripts/prepare_trt_stubs.py
+	$(PY) scripts/prepare_trt_stubs.py
+
+install: $(STAMP) $(TRT_STUBS)
 
 lint: install
 	$(PY) -m ruff check tgan_deploy tests benchmarks experiments

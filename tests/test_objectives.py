@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from tgan_deploy.config import ModelConfig
+from tgan_deploy.config import OBJECTIVE_NAMES, ModelConfig
 from tgan_deploy.models import build_critic
 from tgan_deploy.objectives import OBJECTIVES, get_objective, gradient_penalty, scores
 
@@ -55,6 +55,7 @@ EXPECTED = {
 
 def test_every_objective_has_a_formula() -> None:
     assert set(OBJECTIVES) == set(EXPECTED)
+    assert tuple(OBJECTIVES) == OBJECTIVE_NAMES  # the names config validates against, without importing us
     assert {n for n, o in OBJECTIVES.items() if o.pairwise} == {"t-sgan", "t-wgan", "t-lsgan", "t-hinge"}
     assert [n for n, o in OBJECTIVES.items() if o.gradient_penalty] == ["wgan-gp"]
 

@@ -13,22 +13,15 @@ against that bound; everything else must agree to rounding.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from train_support import IMAGES, TOY, env, losses, run_train
+from train_support import IMAGES, TOY, env, free_port, losses, run_train
 
 from tgan_deploy.checkpoint import load_checkpoint
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def single_and_torchrun(tmp_path: Path, args: list[str]) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_support import TOY, env, error_line, losses, metrics, run_train, train_cmd
+from train_support import TOY, env, error_line, losses, metrics, run_train, train_cmd, wait_for_records
 
 from tgan_deploy.checkpoint import list_checkpoints, load_checkpoint
 
@@ -29,18 +29,6 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path: Path) -> 
     for key in ("generator", "generator_ema", "critic"):
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), f"{key}.{name}"
-
-
-def wait_for_records(run_dir: Path, count: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = run_dir / "metrics.jsonl"
-        if path.exists() and path.read_text().count("\n") >= count:
-            return
-        if proc.poll() is not None:
-            return
-        time.sleep(0.05)
-    raise AssertionError("training produced no metrics in time")
 
 
 @pytest.mark.slow

@@ -11,10 +11,11 @@ from PIL import Image
 from train_support import IMAGES, TOY, losses, metrics, run_train
 
 from tgan_deploy.checkpoint import list_checkpoints, load_checkpoint, load_generator
-from tgan_deploy.config import TrainConfig
+from tgan_deploy.config import ModelConfig, TrainConfig
+from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import OBJECTIVES
 from tgan_deploy.train.logging import read_metrics
-from tgan_deploy.train.loop import train
+from tgan_deploy.train.loop import autocast_for, train
 
 # Every objective, each T-objective with a different pairing so all three pairings train for real.
 CASES = [("t-sgan", "index"), ("t-wgan", "perm:2"), ("t-lsgan", "all"), ("t-hinge", "index"),
@@ -27,7 +28,8 @@ def test_cases_cover_every_objective() -> None:
 
 
 def toy_config(out: Path, **run: object) -> TrainConfig:
-    """The CLI's TOY settings as a config (for in-process runs)."""
+    """TOY's model sizes as a config for in-process runs. No preset applies here (presets are tgan-train's), so
+    these runs keep the reference's faithful spectral norm and Adam settings, which the CLI's TOY runs do not."""
     return TrainConfig.from_dict({
         "model": {"arch": "mlp", "latent_dim": 2, "toy_hidden": 16, "toy_depth": 2, "head_hidden": 16},
         "data": {"source": "builtin:grid25"}, "optim": {"batch_size": 16},
@@ -78,6 +80,19 @@ def test_run_dir_config_reruns_the_same_run(tmp_path: Path) -> None:
     assert losses(first) == losses(second)  # same config, same seed: bit-identical on CPU
     saved = json.loads(json.dumps(load_checkpoint(second)["config"]))
     assert saved["run"]["out"] == str(second) and saved["model"]["toy_hidden"] == 16
+
+
+def test_bf16_autocast_happens_on_the_cpu(tmp_path: Path) -> None:
+    model = ModelConfig(resolution=32, channels=1, base_channels=8, latent_dim=16, head_hidden=16)
+    G, critic = build_generator(model), build_critic(model)
+    for amp, dtype in (("bf16", torch.bfloat16), ("none", torch.float32)):
+        with autocast_for(torch.device("cpu"), amp):
+            x = G(torch.zeros(2, 16))
+            assert x.dtype == critic.encoder(x).dtype == dtype, amp
+    out = tmp_path / "run"  # and through the CLI: it trains, and the weights it saves stay float32
+    run_train(*IMAGES, "--steps", "2", "--set", "optim.amp=bf16", "--set", "run.log_every=1", "--out", str(out))
+    assert all(torch.isfinite(torch.tensor(r[1:])).all() for r in losses(out))
+    assert {t.dtype for t in load_checkpoint(out)["generator"].values() if t.is_floating_point()} == {torch.float32}
 
 
 @pytest.mark.gpu

@@ -16,6 +16,9 @@ from typing import Any, get_args, get_type_hints
 from tgan_deploy.errors import ConfigError
 
 IMAGE_RESOLUTIONS = (32, 64, 128, 256)
+# The objectives tgan_deploy.objectives implements (tests/test_objectives.py checks its table has exactly
+# these), named here so that validating a config needs neither torch nor an import from a layer above.
+OBJECTIVE_NAMES = ("t-sgan", "t-wgan", "t-lsgan", "t-hinge", "sgan", "rsgan", "rasgan", "ralsgan", "hinge", "wgan-gp")
 
 
 @dataclasses.dataclass
@@ -35,7 +38,7 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class ObjectiveConfig:
-    name: str = "t-sgan"  # see tgan_deploy.objectives.OBJECTIVES
+    name: str = "t-sgan"  # one of OBJECTIVE_NAMES (tgan_deploy.objectives)
     pairing: str = "index"  # T-objectives: "index", "perm:K" (index + K fake permutations) or "all"
     pair_impl: str = "auto"  # pair-score kernel: "auto", "ref", "cpu", "cuda"
     gp_weight: float = 10.0  # WGAN-GP's lambda
@@ -51,7 +54,7 @@ class OptimConfig:
     critic_steps: int = 1  # per iteration; the reference does 1 critic step ...
     generator_steps: int = 2  # ... then 2 generator steps
     ema_decay: float = 0.999  # generator EMA; 0 disables it
-    amp: str = "none"  # "none" or "bf16" (autocast on GPU)
+    amp: str = "none"  # "none" or "bf16" (autocast, on the CPU and GPUs: docs/training.md, Mixed precision)
 
 
 @dataclasses.dataclass
@@ -99,31 +102,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        cfg = cls()
-        _merge(cfg, data, prefix="")
+        cfg = cls().merge(data)
         cfg.validate()
         return cfg
 
+    def merge(self, data: dict[str, Any]) -> TrainConfig:
+        """Set the keys of a sections dict (a config file's content); validate() once everything is set."""
+        _merge(self, data, prefix="")
+        return self
+
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-        try:
-            if path.suffix == ".json":
-                data = json.loads(text)
-            else:
-                import yaml  # the [train] extra; configs are a training concern
-
-                data = yaml.safe_load(text) or {}
-        except Exception as exc:
-            raise ConfigError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                              f"{str(exc).splitlines()[0]}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"config {path} must hold a mapping of sections (model:, optim:, ...)")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path))
 
     def apply_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
         """Set dotted keys (`"optim.batch_size": 32`); values are converted to the field's type."""
@@ -188,16 +178,31 @@ class TrainConfig:
                              ("data.workers", float(self.data.workers))]:
             if not 0 <= amount < float("inf"):
                 raise ConfigError(f"{name} must be >= 0, got {amount}")
-        # Lazy import: objectives need torch, config must not.
-        from importlib import import_module
+        if o.name not in OBJECTIVE_NAMES:
+            raise ConfigError(f"unknown objective {o.name!r}{_suggest(o.name, OBJECTIVE_NAMES)}; "
+                              f"choose from {', '.join(OBJECTIVE_NAMES)}")
 
-        try:
-            names = import_module("tgan_deploy.objectives").OBJECTIVES
-        except ImportError:
-            return
-        if o.name not in names:
-            raise ConfigError(f"unknown objective {o.name!r}{_suggest(o.name, names)}; "
-                              f"choose from {', '.join(names)}")
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The sections of a YAML/JSON config file as a dict (not yet checked against the dataclasses)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml  # the [train] extra; configs are a training concern
+
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:
+        raise ConfigError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: "
+                          f"{str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold a mapping of sections (model:, optim:, ...)")
+    return data
 
 
 def parse_pairing(spec: str) -> tuple[str, int]:

@@ -17,7 +17,9 @@ import click
 from tgan_deploy.cli import TganCommand
 from tgan_deploy.config import TrainConfig
 
-DEMO_STEPS = 300  # about 2-3 minutes on 2 idle CPU cores (0.9 CPU-seconds per iteration measured)
+# About 40 ms per iteration on 2 idle CPU cores, in fp32: bf16 autocast is slower for a model this narrow
+# (benchmarks/results/amp-cpu.md).
+DEMO_STEPS = 300
 
 
 def demo_config(out: Path, steps: int) -> TrainConfig:

@@ -14,8 +14,9 @@ from tgan_deploy._extras import require
 require("torch", "tgan_deploy.data")
 
 from tgan_deploy.data.builtins import BUILTINS, builtin_labels, digits_arrays, mnist5k_arrays  # noqa: E402
-from tgan_deploy.data.dataset import TrainingData, check_arch, dataset_kind, load_dataset  # noqa: E402
+from tgan_deploy.data.dataset import check_arch, dataset_kind, load_dataset  # noqa: E402
 from tgan_deploy.data.loader import BatchStream, make_loader  # noqa: E402
+from tgan_deploy.data.training_data import TrainingData  # noqa: E402
 
 __all__ = [
     "BUILTINS",

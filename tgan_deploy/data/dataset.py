@@ -8,66 +8,14 @@ one uint8 -> float conversion: no per-step JPEG decoding competing with the GPU 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from tgan_deploy.config import DataConfig, ModelConfig
 from tgan_deploy.data import builtins
+from tgan_deploy.data.folder import load_folder
 from tgan_deploy.data.images import fit_array
+from tgan_deploy.data.npz import load_npz
+from tgan_deploy.data.training_data import Kind, TrainingData
 from tgan_deploy.errors import DataError
-
-Kind = Literal["image", "points"]
-
-
-class TrainingData(Dataset[torch.Tensor]):
-    """Items are float32 tensors: images [C, R, R] in [-1, 1], or points [2]. No labels.
-
-    `kind` is "image" or "points"; `source` the string it was loaded from; `skipped` how many unreadable
-    files were left out (image folders only).
-    """
-
-    def __init__(self, array: np.ndarray, kind: Kind, source: str, skipped: int = 0) -> None:
-        self.array = array  # uint8 [N, C, R, R] (possibly np.memmap) or float32 [N, 2]
-        self.kind: Kind = kind
-        self.source = source
-        self.skipped = skipped
-
-    @property
-    def item_shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape[1:])
-
-    def __repr__(self) -> str:
-        what = "points" if self.kind == "points" else "images"
-        skipped = f", {self.skipped} unreadable file(s) skipped" if self.skipped else ""
-        return f"{self.source}: {len(self)} {what} of shape {list(self.item_shape)}{skipped}"
-
-    def __len__(self) -> int:
-        return int(self.array.shape[0])
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: list[int]) -> torch.Tensor:
-        """A whole batch at once (DataLoader calls this when it exists): float32 [B, ...]."""
-        batch = torch.from_numpy(np.ascontiguousarray(self.array[np.asarray(indices, dtype=np.int64)]))
-        if self.kind == "points":
-            return batch
-        return batch.float().div_(127.5).sub_(1.0)  # 0 -> -1, 255 -> 1 exactly
-
-    # A memory-mapped cache must reach spawned DataLoader workers as a file name, not as a pickled copy.
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        if isinstance(self.array, np.memmap) and self.array.filename is not None:
-            state["array"] = ("memmap", self.array.filename)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if isinstance(state["array"], tuple):
-            state["array"] = np.load(state["array"][1], mmap_mode="r")
-        self.__dict__.update(state)
 
 
 def dataset_kind(source: str) -> Kind | None:
@@ -90,15 +38,11 @@ def load_dataset(source: str, model_cfg: ModelConfig, data_cfg: DataConfig) -> T
     if not path.exists():
         raise DataError(_missing_source_message(source))
     if path.is_dir():
-        from tgan_deploy.data.folder import load_folder
-
         check_arch(source, "image", model_cfg)  # before any slow decoding
         return load_folder(path, model_cfg, data_cfg)
     if path.suffix.lower() != ".npz":
         raise DataError(f"data source {source} is a file but not an .npz: give an image folder, "
                         f"an .npz file or a builtin:NAME")
-    from tgan_deploy.data.npz import load_npz
-
     data = load_npz(path, model_cfg)
     check_arch(source, data.kind, model_cfg)
     return data
@@ -108,7 +52,7 @@ def check_arch(source: str, kind: str, model_cfg: ModelConfig) -> None:
     """Images need model.arch dcgan, 2-D points model.arch mlp: say which setting fixes a mismatch."""
     if kind == "points" and model_cfg.arch != "mlp":
         raise DataError(f"{source} is 2-D point data, but model.arch is {model_cfg.arch!r}: "
-                        f"set model.arch mlp (and model.latent_dim 2, PacGAN's toy setting)")
+                        f"set model.arch mlp, or leave model.arch unset (tgan-train's 2-D preset sets it)")
     if kind == "image" and model_cfg.arch == "mlp":
         raise DataError(f"{source} is image data, but model.arch is 'mlp' (2-D points only): "
                         f"set model.arch dcgan, or use builtin:ring8 / builtin:grid25")

@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from tgan_deploy.config import DataConfig, ModelConfig
-from tgan_deploy.data.dataset import TrainingData
-from tgan_deploy.data.images import prepare
+from tgan_deploy.data.images import GRAYSCALE_MODES, prepare
+from tgan_deploy.data.training_data import TrainingData
 from tgan_deploy.errors import DataError
 from tgan_deploy.io import atomic_path, write_json_atomic
 
@@ -57,6 +57,26 @@ def find_images(root: Path) -> list[Path]:
         raise DataError(f"no images found under {root} (looked for {', '.join(IMAGE_SUFFIXES)}){holds}: "
                         f"point data.source at a folder of images")
     return [root / rel for rel in found]
+
+
+def folder_channels(root: Path, sample: int = 256) -> int:
+    """1 if the folder's images are grayscale, else 3: the modes of up to `sample` files spread evenly over it.
+
+    Only headers are read (Pillow opens lazily). Any colour image among them makes it 3, and so does finding
+    no readable one; unreadable files are passed over here (loading reports them).
+    """
+    files = find_images(root)
+    step = max(1, len(files) // sample)
+    grey = 0
+    for path in files[::step][:sample]:
+        try:
+            with Image.open(path) as img:
+                if img.mode not in GRAYSCALE_MODES:
+                    return 3
+                grey += 1
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return 1 if grey else 3
 
 
 def cache_root(data_cfg: DataConfig) -> Path | None:

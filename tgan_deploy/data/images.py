@@ -11,6 +11,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+# Pillow modes with one colour channel (LA/La: grey + alpha; I/F and the I;16 family: wide greys; 1: bilevel)
+GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:

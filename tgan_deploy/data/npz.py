@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from tgan_deploy.config import ModelConfig
-from tgan_deploy.data.dataset import TrainingData
 from tgan_deploy.data.images import fit_array
+from tgan_deploy.data.training_data import TrainingData
 from tgan_deploy.errors import DataError
 
 _SHAPES = "[N, 2] points, [N, H, W], [N, H, W, C] or [N, C, H, W] images with C in 1, 3, 4"
@@ -31,21 +31,43 @@ def load_npz(path: Path, model_cfg: ModelConfig) -> TrainingData:
                         "image", str(path))
 
 
+def array_shape(path: Path) -> tuple[int, ...]:
+    """The training array's shape, read from its .npy header alone (the data is not loaded)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {n.removesuffix(".npy"): n for n in archive.namelist() if n.endswith(".npy")}
+            with archive.open(names[_training_key(path, list(names))]) as member:
+                version = np.lib.format.read_magic(member)
+                shape, _, _ = (np.lib.format.read_array_header_1_0(member) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(member))
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _unreadable(path, exc) from exc
+    return tuple(shape)
+
+
+def _training_key(path: Path, keys: list[str]) -> str:
+    key = next((k for k in ("images", "points") if k in keys), keys[0] if len(keys) == 1 else None)
+    if key is None:
+        raise DataError(f"{path} holds arrays {keys or '(none)'}: name the training array 'images' "
+                        f"(np.savez(path, images=x))")
+    return key
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return DataError(f"cannot read {path} as .npz ({reason}): save it with numpy.savez and plain numeric arrays")
+
+
 def _read_array(path: Path) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.keys())
-            key = next((k for k in ("images", "points") if k in keys), keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise DataError(f"{path} holds arrays {keys or '(none)'}: name the training array 'images' "
-                                f"(np.savez(path, images=x))")
-            array = npz[key]
+            array = npz[_training_key(path, list(npz.keys()))]
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # not a zip, truncated, object arrays
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"cannot read {path} as .npz ({reason}): "
-                        f"save it with numpy.savez and plain numeric arrays") from exc
+        raise _unreadable(path, exc) from exc
     if array.dtype.kind not in "uif" or array.dtype.kind == "b":
         raise DataError(f"{path}: array dtype {array.dtype} is not numeric: save uint8 or float images")
     if array.shape[:1] == (0,) or array.size == 0:
@@ -59,13 +81,25 @@ def _points(path: Path, array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def image_channels(shape: tuple[int, ...]) -> int | None:
+    """Colour channels of an image array of this shape (1, 3 or 4); None if it is not an accepted image shape."""
+    if len(shape) == 3:
+        return 1
+    if len(shape) == 4 and shape[-1] in (1, 3, 4):  # NHWC
+        return shape[-1]
+    if len(shape) == 4 and shape[1] in (1, 3, 4):  # NCHW
+        return shape[1]
+    return None
+
+
 def _images_nchw(path: Path, array: np.ndarray) -> np.ndarray:
+    channels = image_channels(array.shape)
+    if channels is None:
+        raise DataError(f"{path}: array shape {array.shape} is not accepted: use {_SHAPES}")
     if array.ndim == 3:
         array = array[:, None]
-    elif array.ndim == 4 and array.shape[-1] in (1, 3, 4):
+    elif array.shape[-1] == channels:
         array = array.transpose(0, 3, 1, 2)
-    elif not (array.ndim == 4 and array.shape[1] in (1, 3, 4)):
-        raise DataError(f"{path}: array shape {array.shape} is not accepted: use {_SHAPES}")
     return _to_uint8(path, array)
 
 

@@ -10,6 +10,7 @@ import click
 from tgan_deploy.cli import TganCommand
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import ConfigError
+from tgan_deploy.train.settings import Provenance, resolve
 
 # option name -> config key it overrides
 OVERRIDES = {
@@ -25,14 +26,15 @@ OVERRIDES = {
 }
 
 
-def resolve_config(config: str | None, out: str | None, resume: bool, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults <- config file (or, on --resume without --config, RUN_DIR/config.yaml) <- options <- --set."""
+def resolve_config(config: str | None, out: str | None, resume: bool,
+                   overrides: dict[str, Any]) -> tuple[TrainConfig, Provenance]:
+    """Defaults <- the data's preset <- config file (or, on --resume without --config, RUN_DIR/config.yaml)
+    <- options <- --set; with where each value came from."""
     from tgan_deploy.train.rundir import CONFIG_FILE
 
     if config is None and resume and out is not None and (Path(out) / CONFIG_FILE).exists():
         config = str(Path(out) / CONFIG_FILE)
-    cfg = TrainConfig.from_file(config) if config else TrainConfig()
-    return cfg.apply_overrides(overrides)
+    return resolve(config, overrides)
 
 
 def parse_set(values: tuple[str, ...]) -> dict[str, str]:
@@ -48,9 +50,12 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
 @click.command(cls=TganCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="YAML/JSON config file (sections model, objective, optim, data, run). A run directory's "
-                   "config.yaml reruns that run. Without it: the reference defaults.")
+                   "config.yaml reruns that run. Without it: the reference defaults, under the data's preset "
+                   "(docs/training.md, Presets).")
 @click.option("--data", default=None, help="Training data: an image folder, an .npz file, or "
-                                           "builtin:mnist5k / builtin:digits / builtin:ring8 / builtin:grid25.")
+                                           "builtin:mnist5k / builtin:digits / builtin:ring8 / builtin:grid25. "
+                                           "It chooses a preset (e.g. 2-D points: the toy MLP setup), printed "
+                                           "at start; --config and --set override it.")
 @click.option("--objective", default=None,
               help="Loss: t-sgan, t-wgan, t-lsgan, t-hinge (T-GANs) or sgan, rsgan, rasgan, ralsgan, hinge, wgan-gp.")
 @click.option("--pairing", default=None, help="T-objectives: index (real i with fake i, the reference), "
@@ -78,7 +83,8 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
 
     \b
     Examples:
-      tgan-train --data builtin:mnist5k --resolution 32 --set model.channels=1 --out runs/mnist
+      tgan-train --data builtin:ring8 --steps 3000 --out runs/ring   # the 2-D preset, nothing else needed
+      tgan-train --data builtin:mnist5k --out runs/mnist                 # preset: 1 channel, 32 px
       tgan-train --out runs/mnist --resume
       torchrun --nproc_per_node 2 -m tgan_deploy.train --config cfg.yaml --out runs/ddp
 
@@ -91,5 +97,5 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
                   steps=steps, out=out, device=device, seed=seed)
     overrides: dict[str, Any] = {OVERRIDES[k]: v for k, v in values.items() if v is not None}
     overrides.update(parse_set(sets))
-    cfg = resolve_config(config, out, resume, overrides)
-    train(cfg, resume=resume, force=force)
+    cfg, provenance = resolve_config(config, out, resume, overrides)
+    train(cfg, resume=resume, force=force, provenance=provenance)

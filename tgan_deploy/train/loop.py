@@ -18,6 +18,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,9 @@ from tgan_deploy.objectives import get_objective
 from tgan_deploy.train import distributed, plots, rundir, state
 from tgan_deploy.train.ema import EMA
 from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
+from tgan_deploy.train.runlock import run_lock
 from tgan_deploy.train.scores import GlobalScores
+from tgan_deploy.train.settings import Provenance, write_config
 
 G_LOSS_EMA_DECAY = 0.99  # smoothing of the generator loss that defines best.pt (docs/training.md)
 TOY_SAMPLE_POINTS = 1000  # points in a 2-D scatter plot (latent seeds 0..999)
@@ -52,17 +55,43 @@ class Diverged(Exception):
     """Internal: a guarded step saw a non-finite value."""
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, force: bool = False) -> Path:
-    """Train per `cfg` into cfg.run.out; returns the run directory. Raises TganError on bad input."""
+def train(cfg: TrainConfig, *, resume: bool = False, force: bool = False,
+          provenance: Provenance | None = None) -> Path:
+    """Train per `cfg` into cfg.run.out; returns the run directory. Raises TganError on bad input.
+
+    `provenance` (tgan-train's: where each setting came from) is recorded in RUN_DIR/config.yaml, and its
+    preset line printed once the run directory's lock is held (a refused second trainer prints one line).
+    """
     device = resolve_device(cfg.run.device)
     ctx = distributed.setup(device.type)
     try:
-        return _train(cfg, ctx, device, resume=resume, force=force)
+        with locked(Path(cfg.run.out), ctx):
+            if ctx.is_main and provenance is not None and provenance.preset_line:
+                print(provenance.preset_line, file=sys.stderr, flush=True)
+            return _train(cfg, ctx, device, resume=resume, force=force, provenance=provenance)
     finally:
         distributed.teardown(ctx)
 
 
-def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, resume: bool, force: bool) -> Path:
+@contextlib.contextmanager
+def locked(run_dir: Path, ctx: distributed.Context) -> Iterator[None]:
+    """Rank 0 holds the run directory's lock (runlock.py) before anything is written; every rank learns
+    whether it got it, so a refused torchrun run stops on all ranks instead of waiting at a barrier."""
+    with contextlib.ExitStack() as stack:
+        refusal: TganError | None = None
+        if ctx.is_main:
+            try:
+                stack.enter_context(run_lock(run_dir))
+            except TganError as exc:
+                refusal = exc
+        shared = distributed.broadcast_object(refusal, ctx)
+        if isinstance(shared, TganError):
+            raise shared
+        yield
+
+
+def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, resume: bool, force: bool,
+           provenance: Provenance | None) -> Path:
     from tgan_deploy.data import load_dataset, make_loader
 
     run_dir = Path(cfg.run.out)
@@ -112,7 +141,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     else:
         initial = copy.deepcopy(parts.state_dict(0))
     if ctx.is_main:
-        cfg.dump(run_dir / rundir.CONFIG_FILE)
+        write_config(run_dir / rundir.CONFIG_FILE, cfg, provenance)
         truncate_metrics(run_dir, step)
 
     G_train: nn.Module = G
@@ -122,7 +151,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         G_train = nn.parallel.DistributedDataParallel(G, **ddp_kwargs)
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.optim.amp == "bf16")
+    autocast = autocast_for(device, cfg.optim.amp)
     # Rank r takes rows r, r + W, r + 2W, ... of the global batch: the same interleaving as the data
     # loader's DistributedSampler shards, so after the all-gather real i and fake i are the pair a single
     # process would form (index pairing matches a single process, not just in distribution).
@@ -225,6 +254,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TganError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu or auto")
     return torch.device(name)
+
+
+def autocast_for(device: torch.device, amp: str) -> torch.autocast:
+    """optim.amp "bf16": forward passes under bfloat16 autocast on the CPU (AVX512-BF16 / AMX) and on GPUs
+    alike (convolutions and matrix products in bf16; losses are computed in float32); "none": off."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
 def set_determinism(cfg: TrainConfig) -> None:

@@ -33,9 +33,9 @@ def holds_run(run_dir: Path) -> bool:
 
 
 def prepare(run_dir: Path, *, resume: bool, force: bool) -> None:
-    """Refuse to write over another run unless --resume (continue it) or --force (replace it)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise TganError(f"output {run_dir} is a file, not a directory: choose another --out")
+    """Refuse to write over another run unless --resume (continue it) or --force (replace it).
+
+    Called with the run directory's lock held (runlock.py), which also made sure it is a directory."""
     if holds_run(run_dir) and not resume:
         if not force:
             raise TganError(f"{run_dir} already holds a run: pass --resume to continue it, --force to replace it, "

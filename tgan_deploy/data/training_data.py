@@ -1,0 +1,59 @@
+"""`TrainingData`: the one in-memory (or memory-mapped) dataset type every loader returns."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+Kind = Literal["image", "points"]
+
+
+class TrainingData(Dataset[torch.Tensor]):
+    """Items are float32 tensors: images [C, R, R] in [-1, 1], or points [2]. No labels.
+
+    `kind` is "image" or "points"; `source` the string it was loaded from; `skipped` how many unreadable
+    files were left out (image folders only).
+    """
+
+    def __init__(self, array: np.ndarray, kind: Kind, source: str, skipped: int = 0) -> None:
+        self.array = array  # uint8 [N, C, R, R] (possibly np.memmap) or float32 [N, 2]
+        self.kind: Kind = kind
+        self.source = source
+        self.skipped = skipped
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape[1:])
+
+    def __repr__(self) -> str:
+        what = "points" if self.kind == "points" else "images"
+        skipped = f", {self.skipped} unreadable file(s) skipped" if self.skipped else ""
+        return f"{self.source}: {len(self)} {what} of shape {list(self.item_shape)}{skipped}"
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        """A whole batch at once (DataLoader calls this when it exists): float32 [B, ...]."""
+        batch = torch.from_numpy(np.ascontiguousarray(self.array[np.asarray(indices, dtype=np.int64)]))
+        if self.kind == "points":
+            return batch
+        return batch.float().div_(127.5).sub_(1.0)  # 0 -> -1, 255 -> 1 exactly
+
+    # A memory-mapped cache must reach spawned DataLoader workers as a file name, not as a pickled copy.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if isinstance(self.array, np.memmap) and self.array.filename is not None:
+            state["array"] = ("memmap", self.array.filename)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["array"], tuple):
+            state["array"] = np.load(state["array"][1], mmap_mode="r")
+        self.__dict__.update(state)

@@ -1,0 +1,101 @@
+"""Per-data presets: what a data source needs, so `tgan-train --data builtin:ring8` trains with nothing else.
+
+A preset sits between the defaults (the reference's image hyper-parameters, config.py) and everything the
+user gives: `--config` file, named options and `--set` always win (settings.py resolves the order). The
+values and the evidence for each are in docs/training.md ("Presets"):
+
+- 2-D points (builtin:ring8, builtin:grid25, an .npz of [N, 2] points): the toy setup the experiments found
+  to learn (docs/results.md, experiments/toy_mixtures.py): PacGAN's MLP at width 128, z 2-d, Adam 1e-4 /
+  beta1 0.8, batch 100, the raw generator (no EMA), and no spectral norm on the critic: with it the 2-D
+  SGAN-family critics stay at chance (loss 2 ln 2). t-wgan keeps spectral norm, its Lipschitz constraint.
+- builtin:mnist5k (28 px) and builtin:digits (8 px): one channel at 32 px, the smallest size the DCGAN makes.
+- image folders and .npz images: the channels of the images (grayscale data trains a 1-channel model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+TOY_MODEL = {"model.arch": "mlp", "model.latent_dim": 2, "model.toy_hidden": 128}
+TOY_OPTIM = {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "optim.beta1": 0.8, "optim.batch_size": 100,
+             "optim.ema_decay": 0.0}
+SMALL_DIGITS = {"model.channels": 1, "model.resolution": 32}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str  # what it is for, e.g. "builtin:ring8" or "grayscale image folder"
+    values: dict[str, Any]  # dotted config keys -> value
+
+
+def toy_preset(name: str, objective: str) -> Preset:
+    spectral_norm = "torch" if objective == "t-wgan" else "none"  # experiments/_common.toy_spectral_norm
+    return Preset(name, TOY_MODEL | {"model.spectral_norm": spectral_norm} | TOY_OPTIM)
+
+
+def preset_for(source: str, objective: str) -> Preset | None:
+    """The preset of data `source` (trained with `objective`); None for a path that does not exist
+    (loading the data reports that)."""
+    from tgan_deploy.data import builtins
+
+    if source.startswith(builtins.PREFIX):
+        name = builtins.builtin_name(source)
+        if builtins.BUILTINS[name] == "points":
+            return toy_preset(source, objective)
+        return Preset(source, dict(SMALL_DIGITS))
+    path = Path(source).expanduser()
+    if path.is_dir():
+        from tgan_deploy.data.folder import folder_channels
+
+        channels = folder_channels(path)
+        return Preset(f"{'grayscale' if channels == 1 else 'colour'} image folder", {"model.channels": channels})
+    if path.is_file() and path.suffix.lower() == ".npz":
+        from tgan_deploy.data.npz import array_shape, image_channels
+
+        shape = array_shape(path)
+        if len(shape) == 2 and shape[1] == 2:
+            return toy_preset(".npz points", objective)
+        found = image_channels(shape)
+        if found is None:
+            return None  # loading names the accepted shapes
+        channels = 1 if found == 1 else 3  # RGBA trains RGB (alpha is composited over white)
+        return Preset(f".npz {'grayscale' if channels == 1 else 'colour'} images", {"model.channels": channels})
+    return None
+
+
+# -- the line printed at start ---------------------------------------------------------------------
+
+def _number(value: float) -> str:
+    """1e-4 rather than 0.0001 (how learning rates are written)."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}" if abs(int(exponent)) >= 4 else f"{value:g}"
+
+
+def _spectral_norm(value: str) -> str:
+    return "no spectral norm on the critic" if value == "none" else f"spectral norm ({value}) on the critic"
+
+
+PHRASES: dict[str, Any] = {
+    "model.arch": str,
+    "model.latent_dim": "latent {}".format,
+    "model.toy_hidden": "width {}".format,
+    "model.spectral_norm": _spectral_norm,
+    "model.channels": lambda c: "1 channel" if c == 1 else f"{c} channels",
+    "model.resolution": "{} px".format,
+    "optim.lr_g": lambda lr: f"G lr {_number(lr)}",
+    "optim.lr_d": lambda lr: f"critic lr {_number(lr)}",
+    "optim.beta1": "beta1 {:g}".format,
+    "optim.batch_size": "batch {}".format,
+    "optim.ema_decay": lambda d: "no generator EMA" if d == 0 else f"EMA {d:g}",
+}
+
+
+def describe(preset: Preset, overridden: list[str]) -> str:
+    """One line: 'builtin:ring8 preset: mlp, latent 2, ... (yours instead: optim.batch_size)'."""
+    used = [PHRASES[k](v) for k, v in preset.values.items() if k not in overridden]
+    line = f"{preset.name} preset: {', '.join(used) if used else 'nothing'}"
+    if overridden:
+        line += f" (yours instead: {', '.join(overridden)})"
+    return line + " (docs/training.md, Presets)"
