@@ -40,10 +40,21 @@ def _pil_image(image: np.ndarray) -> object:
     return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
+# Fixed encoder options per format: one image always encodes to the same bytes (Pillow writes no
+# timestamps or other varying chunks), which is what makes bulk output byte-identical across runs.
+ENCODER_OPTIONS: dict[str, dict[str, int]] = {"png": {}, "jpeg": {"quality": 95}, "webp": {"quality": 90, "method": 4}}
+
+
+def encode_image(image: np.ndarray, image_format: str = "png") -> bytes:
+    """One uint8 HWC image -> the bytes of a PNG, JPEG or WebP file (ENCODER_OPTIONS)."""
     buffer = io.BytesIO()
-    _pil_image(image).save(buffer, format="PNG")  # type: ignore[attr-defined]
+    _pil_image(image).save(buffer, format=image_format.upper(),  # type: ignore[attr-defined]
+                           **ENCODER_OPTIONS[image_format])
     return buffer.getvalue()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    return encode_image(image, "png")
 
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
@@ -51,8 +62,8 @@ def save_png(path: str | Path, image: np.ndarray) -> None:
     write_bytes_atomic(path, png_bytes(image))
 
 
-def seed_file_name(seed: int) -> str:
-    return f"seed-{seed:06d}.png"
+def seed_file_name(seed: int, suffix: str = ".png") -> str:
+    return f"seed-{seed:06d}{suffix}"
 
 
 def save_pngs(folder: str | Path, images: np.ndarray, seeds: Sequence[int]) -> list[Path]:
