@@ -15,14 +15,15 @@ from tgan_deploy.runtime.sampler import Sampler
 
 
 def write_with_progress(sampler: Sampler, model: str, plan: SeedPlan, out: Path, options: BulkOptions) -> str:
-    """Run the job under a progress bar (drawn on a terminal only); returns the line to print."""
+    """Run the job under a progress bar (on a terminal; elsewhere, e.g. a batch job's log, nothing is drawn, so
+    an error stays the one line on stderr); returns the line to print."""
     with contextlib.ExitStack() as stack:
         started = time.perf_counter()
 
         def progress(total: int, already: int) -> Progress:
             label = f"writing {options.image_format}" + (f" ({already} already there)" if already else "")
             bar = stack.enter_context(click.progressbar(length=max(total - already, 1), label=label,
-                                                        file=sys.stderr, show_pos=True,
+                                                        file=sys.stderr, show_pos=True, hidden=not sys.stderr.isatty(),
                                                         item_show_func=lambda text: text))
             written = [0]
 

@@ -314,10 +314,12 @@ class NpyWriter(PartWriter):
     def add(self, payload: np.ndarray) -> None:
         data = np.ascontiguousarray(payload).tobytes()
         self.budget.spend(len(data), self.partial)
-        written = os.pwrite(self._open(), data, self._offset)
-        if written != len(data):
-            raise OSError(errno.ENOSPC, "short write", str(self.partial))
-        self._offset += len(data)
+        view = memoryview(data)
+        while view:  # a short write means the disk filled up mid-call: the next call raises ENOSPC
+            written = os.pwrite(self._open(), view, self._offset)
+            if written == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.partial))
+            view, self._offset = view[written:], self._offset + written
         self._digest.update(data)
 
     def close_part(self) -> dict[str, Any]:
