@@ -214,7 +214,7 @@ def test_disk_full_through_the_byte_budget_then_resume(sampler: Sampler, tiny_mo
     plan = SeedPlan.from_options(n=50, seed=0, seeds=None, part_size=10)
     run_bulk(sampler, tiny_models.export, plan, tmp_path / "reference", BulkOptions("tar"))
     out = tmp_path / "out"
-    with pytest.raises(BulkWriteError, match="No space left on device.*--resume") as info:
+    with pytest.raises(BulkWriteError, match=r"No space left on device.*--resume") as info:
         run_bulk(sampler, tiny_models.export, plan, out, BulkOptions("tar", byte_limit=70_000))
     assert info.value.exit_code == 1
     names = sorted(os.listdir(out))
