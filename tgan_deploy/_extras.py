@@ -19,6 +19,7 @@ INSTALL_HINT = {
     "tensorrt": "pip install 'tgan-deploy[tensorrt]' (needs NVIDIA's package index and a CUDA GPU)",
     "tensorrt_rtx": "pip install 'tgan-deploy[tensorrt-rtx]'",
     "tensorboard": "pip install 'tgan-deploy[tensorboard]'",
+    "ray": "pip install 'tgan-deploy[ray]'",
 }
 
 
