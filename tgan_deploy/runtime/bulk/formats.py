@@ -3,7 +3,8 @@
 A writer turns a part (consecutive seeds, see plan.py) into bytes on disk; `encode` runs in the encoder
 pool (Pillow and file writes release the GIL), `add` and the part calls run in the pipeline's thread, in
 seed order. Nothing is ever visible under its final name half-written:
-- files: `seed-XXXXXX.png` each written to `.seed-XXXXXX.png.tmp`, fsynced, renamed;
+- files: `seed-XXXXXX.png` each written to `.seed-XXXXXX.png.tmp` and renamed; a part's files are synced
+  to disk together (syncfs) before the part is recorded;
 - tar: `shard-XXXXXX.tar` (WebDataset: `{seed}.png` + `{seed}.json` per sample) written to
   `.shard-XXXXXX.tar.tmp`, fsynced, renamed when the part is complete;
 - npy: rows written in place into `.images.npy.partial` (preallocated, header first), fsynced per part,
@@ -14,6 +15,7 @@ uid/gid 0, no user names, mode 0644), so a resumed run writes exactly what an un
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import io
@@ -56,15 +58,19 @@ class ByteBudget:
             self._left -= nbytes
 
 
-def write_file(path: Path, data: bytes, budget: ByteBudget) -> None:
-    """`data` -> `path` via a hidden temp file beside it, fsynced then renamed (the temp is removed on error)."""
+def write_file(path: Path, data: bytes, budget: ByteBudget, fsync: bool = True) -> None:
+    """`data` -> `path` via a hidden temp file beside it, renamed when complete (the temp is removed on error).
+
+    fsync=False leaves durability to the caller (FilesWriter syncs a whole part's files at once)."""
     tmp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             budget.spend(len(data), tmp)
-            os.write(fd, data)
-            os.fsync(fd)
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -85,6 +91,24 @@ def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_file_system(directory: Path) -> None:
+    """Flush every written file on `directory`'s file system to disk: one syncfs(2) (Linux) instead of an
+    fsync per image file (which cost the PNG writer ~0.1 ms an image here); os.sync() where syncfs is missing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), str(directory))
     finally:
         os.close(fd)
 
@@ -147,7 +171,7 @@ class FilesWriter(PartWriter):
         for image, seed in zip(images, seeds, strict=True):
             name = seed_file_name(seed, self.suffix)
             data = encode_image(image, self.format)
-            write_file(self.out / name, data, self.budget)
+            write_file(self.out / name, data, self.budget, fsync=False)
             written.append((name, hashlib.sha256(data).hexdigest()))
         return written
 
@@ -159,7 +183,7 @@ class FilesWriter(PartWriter):
             self._listing.update(f"{name} {sha}\n".encode())
 
     def close_part(self) -> dict[str, Any]:
-        fsync_dir(self.out)  # the files are fsynced one by one; this makes their renames durable
+        sync_file_system(self.out)  # the part's files and their renames, durable before the journal says so
         return {"sha256": self._listing.hexdigest()}
 
     def abort_part(self) -> None:
