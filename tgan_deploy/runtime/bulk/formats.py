@@ -184,6 +184,7 @@ class FilesWriter(PartWriter):
 
     def close_part(self) -> dict[str, Any]:
         sync_file_system(self.out)  # the part's files and their renames, durable before the journal says so
+        self._names = []  # complete: nothing for abort_part to remove any more
         return {"sha256": self._listing.hexdigest()}
 
     def abort_part(self) -> None:
@@ -273,6 +274,7 @@ class TarWriter(PartWriter):
         fsync_dir(self.out)
         record = {"file": shard_name(self._part), "sha256": self._file.digest.hexdigest()}
         self._tar = self._fh = self._file = None
+        self._part = -1  # complete: nothing for abort_part to remove any more
         return record
 
     def abort_part(self) -> None:

@@ -114,6 +114,11 @@ def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, opt
         _write_parts(sampler, plan, todo, writer, journal, options, advance)
         records = journal.read()
         files = writer.finish(seeds)
+        parts = [{"part": part, "count": len(plan.part_seeds(part)), **_without(records[part], "part")}
+                 for part in plan.my_parts()]
+        write_manifest(out, identity, parts, files, len(seeds),
+                       {"tool": f"tgan-deploy {__version__}", "providers": sampler.providers})
+        remove_progress_files(out)
     except OSError as exc:
         writer.abort_part()
         where = exc.filename or out
@@ -122,11 +127,6 @@ def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, opt
     except BaseException:
         writer.abort_part()
         raise
-    parts = [{"part": part, "count": len(plan.part_seeds(part)), **_without(records[part], "part")}
-             for part in plan.my_parts()]
-    write_manifest(out, identity, parts, files, len(seeds),
-                   {"tool": f"tgan-deploy {__version__}", "providers": sampler.providers})
-    remove_progress_files(out)
     return BulkResult(out, len(seeds), len(seeds) - already)
 
 
