@@ -96,8 +96,8 @@ def fsync_dir(directory: Path) -> None:
 
 
 def sync_file_system(directory: Path) -> None:
-    """Flush every written file on `directory`'s file system to disk: one syncfs(2) (Linux) instead of an
-    fsync per image file (which cost the PNG writer ~0.1 ms an image here); os.sync() where syncfs is missing."""
+    """Flush every written file on `directory`'s file system to disk: one syncfs(2) (Linux) for a part's
+    files rather than an fsync per image file; os.sync() where syncfs is missing."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         syncfs = libc.syncfs
