@@ -3,9 +3,11 @@ tasks): the rows equal Sampler.sample for the same seeds, and Ray's own WebDatas
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 from _runtime_factories import TinyModels, shared_tiny_models
 from _subprocess import BLOCK_TORCH, repo_env
+from PIL import Image
 
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime import Sampler
@@ -20,7 +23,7 @@ from tgan_deploy.runtime.bulk import BulkOptions, SeedPlan, run_bulk
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
-from tgan_deploy.runtime.raydata import sample_dataset  # noqa: E402
+from tgan_deploy.runtime.raydata import sample_dataset, to_webdataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +84,18 @@ def test_rays_webdataset_reader_reads_our_tar_shards(cluster: None, tiny_models:
     assert [r["__key__"] for r in rows] == [f"{s:06d}" for s in range(12)]
     assert np.array_equal(np.stack([np.asarray(r["png"]) for r in rows]), expected)
     assert [json.loads(r["json"]) if isinstance(r["json"], (str, bytes)) else r["json"] for r in rows][3]["seed"] == 3
+
+
+def test_rays_webdataset_writer_writes_our_sample_layout(cluster: None, tiny_models: TinyModels,
+                                                          tmp_path: Path) -> None:
+    to_webdataset(sample_dataset(tiny_models.export, n=10, seed=20)).write_webdataset(str(tmp_path))
+    members: dict[str, bytes] = {}
+    for shard in tmp_path.glob("*.tar"):
+        with tarfile.open(shard) as tar:
+            members.update({m.name: tar.extractfile(m).read() for m in tar.getmembers()})  # type: ignore[union-attr]
+    assert sorted(members) == sorted(f"{s:06d}.{ext}" for s in range(20, 30) for ext in ("png", "json"))
+    assert json.loads(members["000023.json"]) == {"seed": 23}
+    with Sampler.open(tiny_models.export) as sampler:
+        expected = sampler.sample(range(20, 30))
+    got = np.stack([np.asarray(Image.open(io.BytesIO(members[f"{s:06d}.png"]))) for s in range(20, 30)])
+    assert np.array_equal(got, expected)

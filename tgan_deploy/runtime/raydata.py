@@ -5,7 +5,7 @@
 
     ray.init()                                                        # or ray.init("auto") on a cluster
     ds = sample_dataset("export/", n=1_000_000, seed=0, concurrency=8, num_gpus=1)  # 8 GPU actors
-    ds.write_webdataset("s3://bucket/synthetic/")                     # or write_images / write_parquet
+    to_webdataset(ds).write_webdataset("s3://bucket/synthetic/")      # or ds.write_images / ds.write_parquet
 
 Each actor opens one `Sampler` once and turns batches of seeds into uint8 HWC images; the images are the
 ones `Sampler.sample` gives for the same seeds (and truncation/psi). Rows come in no particular order
@@ -77,3 +77,15 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
                           fn_constructor_kwargs={"model": str(model), "backend": backend, "device": device,
                                                  "max_batch": batch_size, "threads": actor_threads,
                                                  "offset": offset, "truncation": truncation, "psi": psi})
+
+
+def _webdataset_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    seeds = [int(s) for s in batch["seed"]]
+    return {"__key__": np.array([f"{s:06d}" for s in seeds]), "png": batch["image"],
+            "json": np.array([{"seed": s} for s in seeds], dtype=object)}  # Ray's encoder json.dumps each
+
+
+def to_webdataset(ds: Any) -> Any:
+    """Rows {seed, image} -> WebDataset samples {"__key__": "XXXXXX", "png": image, "json": {"seed": s}}, the
+    keys of `tgan-sample --format tar`, ready for `Dataset.write_webdataset` (which encodes the PNGs)."""
+    return ds.map_batches(_webdataset_batch, batch_format="numpy")
