@@ -202,6 +202,12 @@ def test_bad_options_are_one_line_and_write_nothing(tiny_models: TinyModels, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_bulk_options_with_a_file_out_are_refused(tiny_models: TinyModels, tmp_path: Path) -> None:
+    one_error_line(tgan_sample(str(tiny_models.export), "--format", "tar", "--out", str(tmp_path / "x.npz")), 2,
+                   "apply to a directory --out")
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_unwritable_out_is_one_line(tiny_models: TinyModels, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     one_error_line(tgan_sample(str(tiny_models.export), "--n", "2", "--out", str(tmp_path / "file" / "sub")), 2,

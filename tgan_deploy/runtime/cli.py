@@ -49,8 +49,9 @@ threads_option = click.option("--threads", type=click.IntRange(min=1), default=N
                               help="CPU threads per batch [default: all cores available].")
 
 
-@click.command("sample", cls=TganCommand, help=f"""Sample MODEL ({MODEL_HELP}) for seeds and write PNGs, a grid or
-an .npz.
+@click.command("sample", cls=TganCommand, help=f"""Sample MODEL ({MODEL_HELP}) for seeds and write a directory
+(streaming, resumable, shardable: image files, WebDataset shards or an npy array, with manifest.json), a grid
+or an .npz. `tgan-sample --verify DIR...` checks finished directories (docs/bulk.md).
 
 Seed s always gives the same image: its latent is numpy.random.default_rng(s).standard_normal(latent_dim),
 and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
@@ -94,6 +95,8 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
     explicit = _int_list(seeds, "--seeds") if seeds is not None else None
+    if out.suffix and (image_format != "png" or shard or resume or force):
+        raise TganError("--format, --shard, --resume and --force apply to a directory --out, not FILE.npz/.png")
     if out.suffix:
         seed_list = check_seeds(explicit if explicit is not None else Sampler.seed_list(n=n, seed=seed))
     else:  # a directory: the streaming bulk writer (bad options fail before the model loads)
