@@ -20,7 +20,7 @@ from _subprocess import repo_env
 from PIL import Image
 
 from tgan_deploy.runtime import Sampler
-from tgan_deploy.runtime.bulk import BulkOptions, BulkWriteError, SeedPlan, run_bulk
+from tgan_deploy.runtime.bulk import BulkOptions, BulkWriteError, OutputInUseError, SeedPlan, run_bulk
 
 N, PART = 3000, 200  # the kill -9 runs: 15 parts, long enough to be killed mid-run
 
@@ -77,6 +77,17 @@ def test_each_format_holds_exactly_the_samplers_images(sampler: Sampler, tiny_mo
     assert manifest["count"] == 5 and [p["count"] for p in manifest["parts"]] == [2, 2, 1]
     assert manifest["job"]["truncation"] == 0.7 and manifest["job"]["seeds"] == {"list": [5, 9, 2, 40, 41]}
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # journal and job file removed
+
+
+def test_png_text_chunks_are_written_and_part_of_the_identity(sampler: Sampler, tiny_models: TinyModels,
+                                                               tmp_path: Path) -> None:
+    plan = SeedPlan.from_options(n=3, seed=4, seeds=None, part_size=2)
+    options = BulkOptions("png", png_text=lambda seed: {"tgan-deploy": json.dumps({"seed": seed})})
+    run_bulk(sampler, tiny_models.export, plan, tmp_path, options)
+    assert json.loads(Image.open(tmp_path / "seed-000005.png").info["tgan-deploy"]) == {"seed": 5}
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "seed-000005.png")), sampler.sample([5])[0])
+    with pytest.raises(OutputInUseError, match="png_text"):
+        run_bulk(sampler, tiny_models.export, plan, tmp_path, BulkOptions("png"))
 
 
 @pytest.mark.parametrize("image_format, suffix", [("jpeg", ".jpg"), ("webp", ".webp")])

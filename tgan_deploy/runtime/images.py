@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,21 +41,10 @@ def _pil_image(image: np.ndarray) -> object:
     return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
 
 
-# Fixed encoder options per format: one image always encodes to the same bytes (Pillow writes no
-# timestamps or other varying chunks), which is what makes bulk output byte-identical across runs.
-ENCODER_OPTIONS: dict[str, dict[str, int]] = {"png": {}, "jpeg": {"quality": 95}, "webp": {"quality": 90, "method": 4}}
-
-
-def encode_image(image: np.ndarray, image_format: str = "png") -> bytes:
-    """One uint8 HWC image -> the bytes of a PNG, JPEG or WebP file (ENCODER_OPTIONS)."""
-    buffer = io.BytesIO()
-    _pil_image(image).save(buffer, format=image_format.upper(),  # type: ignore[attr-defined]
-                           **ENCODER_OPTIONS[image_format])
-    return buffer.getvalue()
-
-
 def png_bytes(image: np.ndarray) -> bytes:
-    return encode_image(image, "png")
+    buffer = io.BytesIO()
+    _pil_image(image).save(buffer, format="PNG")  # type: ignore[attr-defined]
+    return buffer.getvalue()
 
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
@@ -111,3 +101,23 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Arrays -> .npz (atomic; np.savez on a file handle so no ".npz" is appended to the temp name)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
+
+
+# Fixed encoder options per format: one image always encodes to the same bytes (Pillow writes no
+# timestamps or other varying chunks), which is what makes bulk output byte-identical across runs.
+ENCODER_OPTIONS: dict[str, dict[str, int]] = {"png": {}, "jpeg": {"quality": 95}, "webp": {"quality": 90, "method": 4}}
+
+
+def encode_image(image: np.ndarray, image_format: str = "png", text: Mapping[str, str] | None = None) -> bytes:
+    """One uint8 HWC image -> the bytes of a PNG, JPEG or WebP file (ENCODER_OPTIONS); PNG: `text` as tEXt chunks."""
+    from PIL.PngImagePlugin import PngInfo
+
+    options: dict[str, Any] = dict(ENCODER_OPTIONS[image_format])
+    if text and image_format == "png":
+        chunks = PngInfo()
+        for key, value in text.items():
+            chunks.add_text(key, value)
+        options["pnginfo"] = chunks
+    buffer = io.BytesIO()
+    _pil_image(image).save(buffer, format=image_format.upper(), **options)  # type: ignore[attr-defined]
+    return buffer.getvalue()

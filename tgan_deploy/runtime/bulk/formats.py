@@ -24,7 +24,7 @@ import os
 import re
 import tarfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -155,12 +155,16 @@ class PartWriter:
         raise NotImplementedError
 
 
+PngText = Callable[[int], Mapping[str, str]]  # seed -> the tEXt chunks of its PNG (e.g. how it was made)
+
+
 class FilesWriter(PartWriter):
     """One image file per seed: seed-XXXXXX.png / .jpg / .webp. A part's checksum: sha256 of its
     "name sha256" lines, so `--verify` can point at the file that differs."""
 
-    def __init__(self, out: Path, image_format: str, budget: ByteBudget) -> None:
+    def __init__(self, out: Path, image_format: str, budget: ByteBudget, png_text: PngText | None = None) -> None:
         super().__init__(out, image_format, budget)
+        self.png_text = png_text
         self.suffix = FILE_SUFFIXES[image_format]
         self._pattern = re.compile(rf"seed-\d{{6,}}{re.escape(self.suffix)}")
         self._names: list[str] = []
@@ -170,7 +174,7 @@ class FilesWriter(PartWriter):
         written = []
         for image, seed in zip(images, seeds, strict=True):
             name = seed_file_name(seed, self.suffix)
-            data = encode_image(image, self.format)
+            data = encode_image(image, self.format, self.png_text(seed) if self.png_text else None)
             write_file(self.out / name, data, self.budget, fsync=False)
             written.append((name, hashlib.sha256(data).hexdigest()))
         return written
@@ -232,9 +236,11 @@ class TarWriter(PartWriter):
     library: tarfile gives full control of every header byte, and reading needs nothing from us
     (webdataset, Ray's read_webdataset and plain `tar` all read these shards)."""
 
-    def __init__(self, out: Path, image_format: str, budget: ByteBudget, sample_json: dict[str, Any]) -> None:
+    def __init__(self, out: Path, image_format: str, budget: ByteBudget, sample_json: dict[str, Any],
+                 png_text: PngText | None = None) -> None:
         super().__init__(out, image_format, budget)
         self._json = sample_json  # fields every sample's .json carries besides its seed
+        self.png_text = png_text
         self._tar: tarfile.TarFile | None = None
         self._file: _HashingFile | None = None
         self._fh: BinaryIO | None = None
@@ -244,7 +250,7 @@ class TarWriter(PartWriter):
         return self.out / f".{shard_name(part)}{TEMP_SUFFIX}"
 
     def encode(self, images: np.ndarray, seeds: Sequence[int]) -> list[tuple[str, bytes, bytes]]:
-        return [(sample_key(seed), encode_image(image, "png"),
+        return [(sample_key(seed), encode_image(image, "png", self.png_text(seed) if self.png_text else None),
                  json.dumps({"seed": int(seed), **self._json}, sort_keys=True).encode())
                 for image, seed in zip(images, seeds, strict=True)]
 
@@ -380,12 +386,12 @@ class NpyWriter(PartWriter):
 
 
 def make_writer(out: Path, image_format: str, budget: ByteBudget, shape: tuple[int, ...], count: int,
-                sample_json: dict[str, Any]) -> PartWriter:
+                sample_json: dict[str, Any], png_text: PngText | None = None) -> PartWriter:
     if image_format == "npy":
         return NpyWriter(out, image_format, budget, shape, count)
     if image_format == "tar":
-        return TarWriter(out, image_format, budget, sample_json)
-    return FilesWriter(out, image_format, budget)
+        return TarWriter(out, image_format, budget, sample_json, png_text)
+    return FilesWriter(out, image_format, budget, png_text)
 
 
 def encoder_options(image_format: str) -> dict[str, Any]:

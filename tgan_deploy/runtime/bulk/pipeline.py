@@ -24,6 +24,7 @@ from tgan_deploy.runtime.bulk.formats import (
     TEMP_SUFFIX,
     ByteBudget,
     PartWriter,
+    PngText,
     encoder_options,
     file_sha256,
     make_writer,
@@ -53,6 +54,7 @@ class BulkOptions:
     force: bool = False
     workers: int = 0  # encoder threads; 0: min(4, cores)
     byte_limit: int | None = None  # ByteBudget: the full-disk seam (None: the file system decides)
+    png_text: PngText | None = None  # seed -> tEXt chunks of its PNG (files and tar shards), e.g. provenance
 
 
 @dataclasses.dataclass
@@ -89,7 +91,9 @@ def job_identity(sampler: Sampler, model: str | Path, plan: SeedPlan, options: B
             "image_shape": [meta["resolution"], meta["resolution"], meta["channels"]],
             "format": options.image_format, "encoder": encoder_options(options.image_format),
             "truncation": options.truncation, "psi": options.psi, "seeds": plan.describe(),
-            "part_size": plan.part_size, "shard": f"{plan.shard[0]}/{plan.shard[1]}"}
+            "part_size": plan.part_size, "shard": f"{plan.shard[0]}/{plan.shard[1]}",
+            # the chunks as the first seed's PNG gets them: what every PNG's text is made from
+            "png_text": dict(options.png_text(plan.seeds[0])) if options.png_text else None}
 
 
 def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, options: BulkOptions,
@@ -103,7 +107,7 @@ def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, opt
     meta = sampler.metadata
     shape = (meta["resolution"], meta["resolution"], meta["channels"])
     writer = make_writer(out, options.image_format, ByteBudget(options.byte_limit), shape, len(seeds),
-                         {"truncation": options.truncation, "psi": options.psi})
+                         {"truncation": options.truncation, "psi": options.psi}, options.png_text)
     journal = Journal(out)
     try:
         writer.remove_temporaries()
