@@ -16,3 +16,7 @@ def repo_env(**extra: str) -> dict[str, str]:
     """os.environ with REPO_ROOT first on PYTHONPATH (any existing entries kept after it), then `extra` merged."""
     pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": pythonpath, **extra}
+
+
+# Prepended to `python -c` code: makes `import torch` (and tensorrt, onnx) raise ImportError as if not installed.
+BLOCK_TORCH = "import sys\nfor name in ('torch', 'tensorrt', 'onnx'):\n    sys.modules[name] = None\n"

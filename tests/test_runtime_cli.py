@@ -29,8 +29,8 @@ def tgan(*args: str) -> subprocess.CompletedProcess[str]:
 def test_sample_writes_pngs_grid_and_npz(tiny_models: TinyModels, tmp_path: Path) -> None:
     export = str(tiny_models.export)
     assert tgan("sample", export, "--n", "3", "--seed", "10", "--out", str(tmp_path / "pngs")).returncode == 0
-    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [
-        "seed-000010.png", "seed-000011.png", "seed-000012.png"]
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [  # the bulk writer adds its manifest
+        "manifest.json", "seed-000010.png", "seed-000011.png", "seed-000012.png"]
     proc = tgan("sample", export, "--seeds", "10,12", "--out", str(tmp_path / "s.npz"))
     assert proc.returncode == 0, proc.stderr
     data = np.load(tmp_path / "s.npz")

@@ -14,9 +14,8 @@ import textwrap
 
 import pytest
 from _runtime_factories import TinyModels, shared_tiny_models
+from _subprocess import BLOCK_TORCH as BLOCK
 from _subprocess import repo_env
-
-BLOCK = "import sys\nfor name in ('torch', 'tensorrt', 'onnx'):\n    sys.modules[name] = None\n"
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +69,26 @@ def test_sample_command_runs_without_torch(tiny_models: TinyModels, tmp_path: st
     assert "wrote a 3-frame walk" in walk.stdout
 
 
+def test_bulk_writer_and_verify_run_without_torch(tiny_models: TinyModels, tmp_path: str) -> None:
+    out = f"{tmp_path}/shards"
+    proc = run_blocked(f"""
+        import click
+        from tgan_deploy.cli import main
+        for args in (['sample', {str(tiny_models.export)!r}, '--n', '6', '--format', 'tar', '--out', {out!r}],
+                     ['sample', '--verify', {out!r}]):
+            try:
+                main(args)
+            except SystemExit as exit:
+                assert exit.code == 0, exit.code
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 6 images" in proc.stdout and "complete, no overlap" in proc.stdout
+
+
 def test_importing_the_runtime_does_not_import_torch() -> None:
     code = ("import sys, tgan_deploy.runtime, tgan_deploy.runtime.cli, tgan_deploy.runtime.batching\n"
             "import tgan_deploy.runtime.walk, tgan_deploy.runtime.walk_cli, tgan_deploy.runtime.animation\n"
+            "import tgan_deploy.runtime.bulk, tgan_deploy.runtime.bulk.console, tgan_deploy.runtime.raydata\n"
             "heavy = [m for m in ('torch', 'tensorrt', 'onnx') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=repo_env(), timeout=120)

@@ -20,6 +20,7 @@ INSTALL_HINT = {
     "tensorrt_rtx": "pip install 'tgan-deploy[tensorrt-rtx]'",
     "tensorboard": "pip install 'tgan-deploy[tensorboard]'",
     "av": "pip install 'tgan-deploy[video]'",
+    "ray": "pip install 'tgan-deploy[ray]'",
 }
 
 

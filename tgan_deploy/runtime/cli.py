@@ -13,7 +13,7 @@ from tgan_deploy.cli import TganCommand
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
 from tgan_deploy.runtime.latents import check_latent_options, check_seeds
-from tgan_deploy.runtime.provenance import info_text, provenance
+from tgan_deploy.runtime.provenance import info_text, png_text, provenance
 from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk_cli import sample_walk, walk_options
 
@@ -53,19 +53,31 @@ threads_option = click.option("--threads", type=click.IntRange(min=1), default=N
                               help="CPU threads per batch [default: all cores available].")
 
 
-@click.command("sample", cls=TganCommand, help=f"""Sample MODEL ({MODEL_HELP}) for seeds and write PNGs, a grid or
-an .npz; or, with --walk, render a latent walk through seeds as a GIF, an MP4 or a PNG strip.
+@click.command("sample", cls=TganCommand, help=f"""Sample MODEL ({MODEL_HELP}) for seeds and write a directory
+(streaming, resumable, shardable: image files, WebDataset shards or an npy array, with manifest.json), a grid
+or an .npz; or, with --walk, render a latent walk through seeds as a GIF, an MP4 or a PNG strip.
+`tgan-sample --verify DIR...` checks finished directories (docs/bulk.md).
 
 Seed s always gives the same image: its latent is numpy.random.default_rng(s).standard_normal(latent_dim),
 and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
-@click.argument("model", type=click.Path(path_type=str))
+@click.argument("model", nargs=-1, metavar="MODEL | --verify DIR...")
 @click.option("--n", "n", type=int, default=16, show_default=True, help="How many images (seeds SEED .. SEED+N-1).")
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
 @click.option("--seeds", default=None, help="Explicit comma-separated seeds (overrides --n/--seed), e.g. 3,17,42.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="A directory (one seed-XXXXXX.png per seed; toy models: points.npz), FILE.npz "
-                   "(images or points + seeds), or FILE.png (one grid; toy models: a scatter plot).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="A directory (streamed in --format, with manifest.json, any N; toy models: points.npz), "
+                   "FILE.npz (images or points + seeds), or FILE.png (one grid; toy models: a scatter plot).")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Grid columns [default: square-ish].")
+@click.option("--format", "image_format", default="png", show_default=True,
+              help="Directory --out: png|jpeg|webp (seed-XXXXXX.* files), npy (images.npy + seeds.npy) or tar "
+                   "(WebDataset shards). See docs/bulk.md.")
+@click.option("--shard-size", type=int, default=1000, show_default=True,
+              help="Images per part: one tar shard, and the unit of --resume and checksums for every format.")
+@click.option("--shard", "shard", default=None, metavar="I/N",
+              help="Write only machine I's share (0-based) of N; the N directories together are the whole set.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted run into the same --out (same command).")
+@click.option("--force", is_flag=True, help="Replace what --out holds of another job's output.")
+@click.option("--verify", is_flag=True, help="Check finished output directories (DIR...) against their manifests.")
 @truncation_option
 @psi_option
 @walk_options
@@ -73,20 +85,44 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @device_option
 @max_batch_option
 @threads_option
-def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, columns: int | None,
+def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, out: Path | None, columns: int | None,
+                image_format: str, shard_size: int, shard: str | None, resume: bool, force: bool, verify: bool,
                 truncation: float | None, psi: float | None, backend: str, device: str, max_batch: int,
                 threads: int | None, **walk: Any) -> None:
+    from tgan_deploy.runtime import bulk
     from tgan_deploy.runtime import images as img
 
+    if verify:
+        for line in bulk.verify_dirs([Path(d) for d in model] or [Path(".")]):
+            click.echo(line)
+        return
+    if len(model) != 1 or out is None:
+        raise TganError("give one MODEL and --out (or --verify DIR...): see tgan-sample --help")
     if any(value is not None for value in walk.values()):  # --walk and its options: tgan_deploy/runtime/walk_cli.py
-        return sample_walk(lambda: _open(model, backend, device, max_batch, threads), out, columns, truncation,
+        return sample_walk(lambda: _open(model[0], backend, device, max_batch, threads), out, columns, truncation,
                            psi, seeds, **walk)
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
-    seed_list = check_seeds(_int_list(seeds, "--seeds") if seeds is not None
-                            else Sampler.seed_list(n=n, seed=seed))
+    explicit = _int_list(seeds, "--seeds") if seeds is not None else None
+    if out.suffix and (image_format != "png" or shard or resume or force):
+        raise TganError("--format, --shard, --resume and --force apply to a directory --out, not FILE.npz/.png")
+    if out.suffix:
+        seed_list = check_seeds(explicit if explicit is not None else Sampler.seed_list(n=n, seed=seed))
+    else:  # a directory: the streaming bulk writer (bad options fail before the model loads)
+        bulk.check_format(image_format)
+        plan = bulk.SeedPlan.from_options(n, seed, explicit, shard_size, bulk.parse_shard(shard))
+        seed_list = []  # the writer streams the plan's seeds (toy models: all of them, below)
     check_latent_options(truncation, psi)  # before the model loads: bad input fails at once
-    with _open(model, backend, device, max_batch, threads) as sampler:
+    with _open(model[0], backend, device, max_batch, threads) as sampler:
+        if not seed_list and sampler.kind == "image":
+            from tgan_deploy.runtime.bulk.console import write_with_progress
+
+            info = provenance(sampler, truncation=truncation, psi=psi)  # in every PNG, with its own seed
+            options = bulk.BulkOptions(image_format, truncation, psi, resume=resume, force=force,
+                                       png_text=lambda s: png_text({**info, "seed": int(s)}))
+            click.echo(write_with_progress(sampler, model[0], plan, out, options))
+            return
+        seed_list = seed_list or list(plan.seeds)
         step = sampler.max_batch
         chunks = [seed_list[i:i + step] for i in range(0, len(seed_list), step)]
         with click.progressbar(chunks, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
@@ -101,11 +137,9 @@ def sample_main(model: str, n: int, seed: int, seeds: str | None, out: Path, col
         elif suffix == ".png":
             img.save_png(out, img.scatter_image(result) if points else img.make_grid(result, columns),
                          {**info, "seeds": seed_list})
-        elif points:
+        else:
             out = out / "points.npz"
             img.save_npz(out, points=result, seeds=np.asarray(seed_list), provenance=npz_info)
-        else:
-            img.save_pngs(out, result, seed_list, info)
         click.echo(f"wrote {len(seed_list)} {what} to {out} ({sampler.backend}: {', '.join(sampler.providers)})")
 
 

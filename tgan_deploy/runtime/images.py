@@ -59,8 +59,8 @@ def save_png(path: str | Path, image: np.ndarray, info: Mapping[str, Any] | None
     write_bytes_atomic(path, png_bytes(image, None if info is None else png_text(info)))
 
 
-def seed_file_name(seed: int) -> str:
-    return f"seed-{seed:06d}.png"
+def seed_file_name(seed: int, suffix: str = ".png") -> str:
+    return f"seed-{seed:06d}{suffix}"
 
 
 def save_pngs(folder: str | Path, images: np.ndarray, seeds: Sequence[int],
@@ -113,3 +113,23 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Arrays -> .npz (atomic; np.savez on a file handle so no ".npz" is appended to the temp name)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
+
+
+# Fixed encoder options per format: one image always encodes to the same bytes (Pillow writes no
+# timestamps or other varying chunks), which is what makes bulk output byte-identical across runs.
+ENCODER_OPTIONS: dict[str, dict[str, int]] = {"png": {}, "jpeg": {"quality": 95}, "webp": {"quality": 90, "method": 4}}
+
+
+def encode_image(image: np.ndarray, image_format: str = "png", text: Mapping[str, str] | None = None) -> bytes:
+    """One uint8 HWC image -> the bytes of a PNG, JPEG or WebP file (ENCODER_OPTIONS); PNG: `text` as tEXt chunks."""
+    from PIL.PngImagePlugin import PngInfo
+
+    options: dict[str, Any] = dict(ENCODER_OPTIONS[image_format])
+    if text and image_format == "png":
+        chunks = PngInfo()
+        for key, value in text.items():
+            chunks.add_text(key, value)
+        options["pnginfo"] = chunks
+    buffer = io.BytesIO()
+    _pil_image(image).save(buffer, format=image_format.upper(), **options)  # type: ignore[attr-defined]
+    return buffer.getvalue()

@@ -1,0 +1,218 @@
+"""The bulk job: prepare --out, then inference in this thread and encoding in a small pool, part by part.
+
+Memory stays flat at any N: seeds are a range, at most `max_pending` encoded batches are in flight, and
+per-part records are all that accumulates (a few hundred bytes per `part_size` images).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tgan_deploy import __version__
+from tgan_deploy.io import write_json_atomic
+from tgan_deploy.runtime.bulk.errors import BulkOptionError, BulkWriteError, OutputInUseError
+from tgan_deploy.runtime.bulk.formats import (
+    FORMATS,
+    TEMP_SUFFIX,
+    ByteBudget,
+    PartWriter,
+    PngText,
+    encoder_options,
+    file_sha256,
+    make_writer,
+)
+from tgan_deploy.runtime.bulk.manifest import (
+    JOB_FILE,
+    JOURNAL_FILE,
+    MANIFEST_FILE,
+    Journal,
+    identity_differences,
+    read_json,
+    remove_progress_files,
+    write_manifest,
+)
+from tgan_deploy.runtime.bulk.plan import SeedPlan, batches
+from tgan_deploy.runtime.sampler import Sampler
+
+Progress = Callable[[int], None]  # called with the number of images just written
+
+
+@dataclasses.dataclass
+class BulkOptions:
+    image_format: str = "png"
+    truncation: float | None = None
+    psi: float | None = None
+    resume: bool = False
+    force: bool = False
+    workers: int = 0  # encoder threads; 0: min(4, cores)
+    byte_limit: int | None = None  # ByteBudget: the full-disk seam (None: the file system decides)
+    png_text: PngText | None = None  # seed -> tEXt chunks of its PNG (files and tar shards), e.g. provenance
+
+
+@dataclasses.dataclass
+class BulkResult:
+    out: Path
+    count: int  # images in this directory (this shard's share)
+    written: int  # images written by this run (the rest were there from an interrupted run)
+    already_complete: bool = False
+
+
+def check_format(image_format: str) -> None:
+    if image_format not in FORMATS:
+        raise BulkOptionError(f"--format {image_format!r} is not one of {', '.join(FORMATS)}")
+
+
+def model_sha256(model: str | Path, backend: str) -> str:
+    """sha256 of the file the backend really serves (the ONNX file, the engine, or the checkpoint)."""
+    from tgan_deploy.runtime.model_path import locate_model
+
+    location = locate_model(model)
+    served = {"onnxruntime": location.onnx, "tensorrt": location.engine}.get(backend, location.checkpoint)
+    if backend == "torch" and served is not None and served.is_dir():
+        from tgan_deploy.checkpoint import resolve_checkpoint
+
+        served = resolve_checkpoint(served)
+    assert served is not None  # Sampler.open found it
+    return file_sha256(served)
+
+
+def job_identity(sampler: Sampler, model: str | Path, plan: SeedPlan, options: BulkOptions) -> dict[str, Any]:
+    """Everything the bytes of the output depend on; two runs with equal identities write equal bytes."""
+    meta = sampler.metadata
+    return {"model_sha256": model_sha256(model, sampler.backend), "backend": sampler.backend,
+            "image_shape": [meta["resolution"], meta["resolution"], meta["channels"]],
+            "format": options.image_format, "encoder": encoder_options(options.image_format),
+            "truncation": options.truncation, "psi": options.psi, "seeds": plan.describe(),
+            "part_size": plan.part_size, "shard": f"{plan.shard[0]}/{plan.shard[1]}",
+            # the chunks as the first seed's PNG gets them: what every PNG's text is made from
+            "png_text": dict(options.png_text(plan.seeds[0])) if options.png_text else None}
+
+
+def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, options: BulkOptions,
+             progress: Callable[[int, int], Progress] | None = None) -> BulkResult:
+    """Write this shard's parts of `plan` to `out`; progress(total, done) returns the per-batch callback."""
+    check_format(options.image_format)
+    identity = job_identity(sampler, model, plan, options)
+    seeds = plan.my_seeds()
+    if _prepare_output(out, identity, options):
+        return BulkResult(out, len(seeds), 0, already_complete=True)
+    meta = sampler.metadata
+    shape = (meta["resolution"], meta["resolution"], meta["channels"])
+    writer = make_writer(out, options.image_format, ByteBudget(options.byte_limit), shape, len(seeds),
+                         {"truncation": options.truncation, "psi": options.psi}, options.png_text)
+    journal = Journal(out)
+    try:
+        writer.remove_temporaries()
+        done = journal.read()
+        todo = [part for part in plan.my_parts() if part not in done]
+        already = len(seeds) - sum(len(plan.part_seeds(part)) for part in todo)
+        advance = progress(len(seeds), already) if progress else (lambda _: None)
+        _write_parts(sampler, plan, todo, writer, journal, options, advance)
+        records = journal.read()
+        files = writer.finish(seeds)
+        parts = [{"part": part, "count": len(plan.part_seeds(part)), **_without(records[part], "part")}
+                 for part in plan.my_parts()]
+        write_manifest(out, identity, parts, files, len(seeds),
+                       {"tool": f"tgan-deploy {__version__}", "providers": sampler.providers})
+        remove_progress_files(out)
+    except OSError as exc:
+        writer.abort_part()
+        where = exc.filename or out
+        raise BulkWriteError(f"writing {where} failed: {exc.strerror or exc}; the unfinished part was removed: "
+                             f"fix it (free space?) and run the same command with --resume") from None
+    except BaseException:
+        writer.abort_part()
+        raise
+    return BulkResult(out, len(seeds), len(seeds) - already)
+
+
+def _without(record: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != key}
+
+
+def _write_parts(sampler: Sampler, plan: SeedPlan, todo: list[int], writer: PartWriter, journal: Journal,
+                 options: BulkOptions, advance: Progress) -> None:
+    workers = options.workers or min(4, os.cpu_count() or 1)
+    max_pending = 2 * workers  # bounds memory: at most this many batches between inference and disk
+    pending: collections.deque[tuple[Future[Any], int]] = collections.deque()
+
+    def drain(keep: int) -> None:
+        while len(pending) > keep:
+            future, size = pending.popleft()
+            writer.add(future.result())
+            advance(size)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="tgan-encode") as pool:
+        try:
+            for part in todo:
+                part_seeds = plan.part_seeds(part)
+                writer.open_part(part, part_seeds, plan.first_row(part))
+                for batch in batches(part_seeds, sampler.max_batch):
+                    images = sampler.sample(batch, truncation=options.truncation, psi=options.psi)
+                    pending.append((pool.submit(writer.encode, images, batch), len(batch)))
+                    drain(max_pending)
+                drain(0)
+                journal.append({"part": part, **writer.close_part()})
+        finally:
+            for future, _ in pending:  # on an error: let no encoder write after the part is removed
+                future.cancel()
+            for future, _ in pending:
+                with contextlib.suppress(BaseException):
+                    future.result()
+
+
+def _prepare_output(out: Path, identity: dict[str, Any], options: BulkOptions) -> bool:
+    """Check --out against the job and write the job file; True when it already holds this complete job."""
+    if out.exists() and not out.is_dir():
+        raise BulkOptionError(f"--out {out} is a file: give a directory (or FILE.npz / FILE.png)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BulkOptionError(f"--out {out} cannot be created ({exc.strerror}): choose a writable directory") \
+            from None
+    manifest = read_json(out / MANIFEST_FILE)
+    job = manifest["job"] if manifest and isinstance(manifest.get("job"), dict) else read_json(out / JOB_FILE)
+    if job is not None and job != identity and not options.force:
+        differ = ", ".join(identity_differences(job, identity))
+        raise OutputInUseError(f"--out {out} holds output of another job (differs in: {differ}): use another "
+                               "--out, or --force to replace it")
+    if job == identity and not options.force:
+        if manifest is not None:
+            remove_progress_files(out)  # a kill between the manifest and this cleanup
+            return True
+        if not options.resume:
+            raise OutputInUseError(f"--out {out} holds an unfinished run of this job: add --resume to finish it, "
+                                   "or --force to start over")
+    elif job is None and not options.force and any(out.iterdir()):
+        raise OutputInUseError(f"--out {out} is not empty and holds no tgan-sample job: use an empty or new "
+                               "directory, or --force to write into it")
+    if options.force:
+        _remove_job_output(out)
+    try:
+        if job != identity or options.force:
+            write_json_atomic(out / JOB_FILE, identity)
+    except OSError as exc:
+        raise BulkOptionError(f"--out {out} is not writable ({exc.strerror}): choose a writable directory") \
+            from None
+    return False
+
+
+def _remove_job_output(out: Path) -> None:
+    """--force: remove what any bulk job writes (every format's files), leave anything else alone."""
+    owners = [make_writer(out, fmt, ByteBudget(), (1, 1, 1), 0, {}) for fmt in FORMATS]
+    for entry in out.iterdir():
+        names = (entry.name, entry.name.removeprefix(".").removesuffix(TEMP_SUFFIX))
+        if entry.name in (MANIFEST_FILE, JOB_FILE, JOURNAL_FILE) or any(w.owns(n) for w in owners for n in names):
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
