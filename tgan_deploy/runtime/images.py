@@ -44,14 +44,7 @@ def _pil_image(image: np.ndarray) -> object:
 
 def png_bytes(image: np.ndarray, text: Mapping[str, str] | None = None) -> bytes:
     """One uint8 HWC image -> PNG bytes, with `text` as tEXt chunks (keyword -> value)."""
-    from PIL.PngImagePlugin import PngInfo
-
-    chunks = PngInfo()
-    for key, value in (text or {}).items():
-        chunks.add_text(key, value)
-    buffer = io.BytesIO()
-    _pil_image(image).save(buffer, format="PNG", pnginfo=chunks)  # type: ignore[attr-defined]
-    return buffer.getvalue()
+    return encode_image(image, "png", text)
 
 
 def save_png(path: str | Path, image: np.ndarray, info: Mapping[str, Any] | None = None) -> None:
