@@ -100,7 +100,7 @@ def test_psi_scales_after_truncation() -> None:
 @pytest.mark.parametrize("options", [{"truncation": 0}, {"truncation": -1.0}, {"truncation": float("nan")},
                                      {"truncation": 0.009},
                                      {"truncation": float("inf")}, {"truncation": True}, {"truncation": "0.7"},
-                                     {"psi": float("nan")}, {"psi": float("-inf")}])
+                                     {"psi": float("nan")}, {"psi": float("-inf")}, {"psi": 1e39}])
 def test_bad_latent_options(options: dict) -> None:
     with pytest.raises(InvalidLatentOptionError) as info:
         latents([1], 8, **options)

@@ -85,7 +85,12 @@ def latents(seeds: Iterable[int], latent_dim: int, *, truncation: float | None =
         raise TganError(f"latent_dim must be positive, got {latent_dim}")
     t = None if truncation is None else float(truncation)
     p = None if psi is None else float(psi)
-    return np.stack([latent(int(s), latent_dim, truncation=t, psi=p) for s in seeds])
+    with np.errstate(over="ignore"):  # an overflow is reported below, as bad input
+        z = np.stack([latent(int(s), latent_dim, truncation=t, psi=p) for s in seeds])
+    if p is not None and not np.isfinite(z).all():
+        raise InvalidLatentOptionError(f"psi {psi!r} is too large: the scaled latents overflow float32 "
+                                       "(use |psi| of a few at most)")
+    return z
 
 
 def check_interpolation(steps: int, method: str) -> None:
