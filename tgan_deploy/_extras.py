@@ -19,6 +19,9 @@ INSTALL_HINT = {
     "tensorrt": "pip install 'tgan-deploy[tensorrt]' (needs NVIDIA's package index and a CUDA GPU)",
     "tensorrt_rtx": "pip install 'tgan-deploy[tensorrt-rtx]'",
     "tensorboard": "pip install 'tgan-deploy[tensorboard]'",
+    "starlette": "pip install 'tgan-deploy[serve]'",
+    "uvicorn": "pip install 'tgan-deploy[serve]'",
+    "prometheus_client": "pip install 'tgan-deploy[serve]'",
 }
 
 
