@@ -22,6 +22,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tgan_deploy.errors import TganError
+from tgan_deploy.runtime.batching import BatchingSampler
 from tgan_deploy.serve import routes_images, routes_oip
 from tgan_deploy.serve.context import ServeContext
 from tgan_deploy.serve.errors import http_error
@@ -84,6 +85,10 @@ class ObserveMiddleware:
                             seconds * 1000)
 
 
+def _depth_of(batcher: BatchingSampler) -> Callable[[], int]:
+    return lambda: batcher.queue_depth
+
+
 def create_app(ctx: ServeContext, on_load_failure: Callable[[], None] | None = None) -> Starlette:
     routes = [Route("/", page), Route("/metrics", metrics), *routes_oip.ROUTES, *routes_images.ROUTES]
 
@@ -96,7 +101,7 @@ def create_app(ctx: ServeContext, on_load_failure: Callable[[], None] | None = N
                 on_load_failure()
             return
         for model in ctx.registry.loaded():
-            ctx.metrics.track_queue(model.name, lambda m=model: m.batcher.queue_depth)
+            ctx.metrics.track_queue(model.name, _depth_of(model.batcher))
         LOG.info("tgan-serve: ready (%s)", ", ".join(f"{m.name}: {m.sampler.backend} {m.sampler.providers}"
                                                      for m in ctx.registry.loaded()))
 

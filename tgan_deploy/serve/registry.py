@@ -122,13 +122,16 @@ class Registry:
     def load(self) -> None:
         try:
             for name, path in self.paths.items():
-                hook = None if self._on_batch is None else (lambda n, name=name: self._on_batch(name, n))  # type: ignore[misc]
-                self._models[name] = open_model(name, path, self.options, hook)
+                self._models[name] = open_model(name, path, self.options, self._batch_hook(name))
         except Exception as exc:  # reported by /v2/health/ready and in the log; the process keeps answering
             self.load_error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             self._ready.set()
+
+    def _batch_hook(self, name: str) -> Callable[[int], None] | None:
+        on_batch = self._on_batch
+        return None if on_batch is None else (lambda images: on_batch(name, images))
 
     def get(self, name: str) -> ServedModel | None:
         """The loaded model; None while still loading. UnknownModelError for a name not served."""
