@@ -8,12 +8,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tgan_deploy.runtime.errors import QueueFullError
 from tgan_deploy.serve.errors import HttpError, http_error
 from tgan_deploy.serve.metrics import Metrics
 from tgan_deploy.serve.registry import Registry, ServedModel
+
+MIN_TRUNCATION = 0.05  # ~0.4 ms of redraws per 100-d latent; docs/runtime.md gives the cost curve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +47,17 @@ class ServeContext:
             raise HttpError(422, f"the request asks for {n} images; this server's limit is {self.limits.max_images} "
                                  "per request (tgan-serve --max-images): split it")
 
-    async def run(self, submit: Callable[[], Future[np.ndarray]]) -> np.ndarray:
-        """Queue one request on a batcher (validation runs here, in this thread) and await its images."""
+    def check_truncation(self, truncation: float | None) -> None:
+        """Refuse truncations whose latents would cost too much to draw (about 1/(0.8 T) redraws per value)."""
+        if isinstance(truncation, (int, float)) and 0 < truncation < MIN_TRUNCATION:
+            raise HttpError(422, f"truncation {truncation!r} is below this server's minimum {MIN_TRUNCATION} "
+                                 "(drawing such latents costs too much to serve): use a larger value")
+
+    async def run(self, submit: Callable[[], Future[np.ndarray]], offload: bool = False) -> np.ndarray:
+        """Queue one request on a batcher and await its images. `submit` validates and computes the latents;
+        offload: do that in a worker thread (many seeds or truncation), not on the event loop."""
         try:
-            future = submit()
+            future = await run_in_threadpool(submit) if offload else submit()
         except QueueFullError as exc:
             raise http_error(exc) from None
         return await asyncio.wrap_future(future)

@@ -46,6 +46,12 @@ def parse_seed(text: str, what: str = "seed") -> int:
     return int(text)
 
 
+def _options(request: Request) -> tuple[float | None, float | None]:
+    truncation, psi = _number(request, "truncation"), _number(request, "psi")
+    _ctx(request).check_truncation(truncation)
+    return truncation, psi
+
+
 def _number(request: Request, name: str) -> float | None:
     text = request.query_params.get(name)
     if text is None or text == "":
@@ -95,11 +101,11 @@ async def list_models(request: Request) -> Response:
 async def seed_png(request: Request) -> Response:
     model = _image_model(request)
     seed = parse_seed(request.path_params["seed"])
-    truncation, psi = _number(request, "truncation"), _number(request, "psi")
+    truncation, psi = _options(request)
 
     async def produce() -> bytes:
         images = await _ctx(request).run(lambda: model.batcher.submit([seed], truncation=truncation, psi=psi,
-                                                                      block=False))
+                                                                      block=False), offload=truncation is not None)
         return png_bytes(images[0])
 
     return await _cached(request, model, f"image|{seed}|{_options_key(truncation, psi)}", "image/png", produce)
@@ -123,10 +129,11 @@ async def grid(request: Request) -> Response:
     seeds = _grid_seeds(request)
     ctx.check_count(len(seeds))
     columns = _int(request, "columns", 0, low=0) or None
-    truncation, psi = _number(request, "truncation"), _number(request, "psi")
+    truncation, psi = _options(request)
 
     async def produce() -> bytes:
-        images = await ctx.run(lambda: model.batcher.submit(seeds, truncation=truncation, psi=psi, block=False))
+        images = await ctx.run(lambda: model.batcher.submit(seeds, truncation=truncation, psi=psi, block=False),
+                               offload=True)
         return await run_in_threadpool(grid_png, images, columns)
 
     key = f"grid|{','.join(map(str, seeds))}|c={columns}|{_options_key(truncation, psi)}"
@@ -147,14 +154,14 @@ async def interpolation(request: Request) -> Response:
     if method not in INTERPOLATION_METHODS:
         raise HttpError(400, f"method={method[:20]!r} is not one of {', '.join(INTERPOLATION_METHODS)}")
     frame_ms = _int(request, "frame_ms", 100, low=10)
-    truncation, psi = _number(request, "truncation"), _number(request, "psi")
+    truncation, psi = _options(request)
 
     def submit():  # type: ignore[no-untyped-def]
         ends = latents([a, b], model.sampler.latent_dim, truncation=truncation, psi=psi)
         return model.batcher.submit_latents(interpolate_latents(ends[0], ends[1], steps, method), block=False)
 
     async def produce() -> bytes:
-        frames = await ctx.run(submit)
+        frames = await ctx.run(submit, offload=True)
         if fmt == "gif":
             return await run_in_threadpool(gif_bytes, frames, frame_ms)
         return await run_in_threadpool(grid_png, frames, steps)

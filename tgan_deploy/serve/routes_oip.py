@@ -17,6 +17,7 @@ from tgan_deploy.serve.registry import ServedModel
 
 SEED_INPUT, LATENT_INPUT = "seed", "z"
 VERSION = "1"  # each export is one immutable version
+OFFLOAD_ABOVE = 64  # input values: more, or truncation, and the latents are computed off the event loop
 
 
 def _ctx(request: Request) -> ServeContext:
@@ -80,7 +81,8 @@ async def infer(request: Request) -> Response:
     ctx = _ctx(request)
     model = _model(request)
     req = decode_request(await ctx.body(request), request.headers.get(HEADER_LENGTH))
-    images = await ctx.run(lambda: _submit(ctx, model, req))
+    offload = "truncation" in req.parameters or sum(a.size for a in req.inputs.values()) > OFFLOAD_ABOVE
+    images = await ctx.run(lambda: _submit(ctx, model, req), offload)
     output_name = "points" if model.sampler.kind == "points" else "image"
     if req.outputs is None:
         binary = {output_name: bool(req.parameters.get("binary_data_output", False))}
@@ -105,6 +107,7 @@ def _submit(ctx: ServeContext, model: ServedModel, req: InferRequest) -> Any:
     if len(req.inputs) != 1:
         raise HttpError(400, f"send exactly one of {SEED_INPUT!r} and {LATENT_INPUT!r}, not both")
     truncation, psi = _option(req.parameters, "truncation"), _option(req.parameters, "psi")
+    ctx.check_truncation(truncation)
     if SEED_INPUT in req.inputs:
         seeds = req.inputs[SEED_INPUT]
         if seeds.dtype.kind not in "iu" or seeds.ndim != 1:
