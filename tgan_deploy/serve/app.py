@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tgan_deploy.errors import TganError
@@ -54,14 +54,8 @@ async def _error(request: Request, exc: Exception) -> Response:
 class ObserveMiddleware:
     """Counts and times every request by its route template (never the raw path), and logs one line for it."""
 
-    def __init__(self, app: ASGIApp, ctx: ServeContext, routes: list[Route]) -> None:
-        self.app, self.ctx, self.routes = app, ctx, routes
-
-    def _template(self, scope: Scope) -> str:
-        for route in self.routes:
-            if route.matches(scope)[0] != Match.NONE:
-                return route.path
-        return "unmatched"
+    def __init__(self, app: ASGIApp, ctx: ServeContext) -> None:
+        self.app, self.ctx = app, ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +73,8 @@ class ObserveMiddleware:
             await self.app(scope, receive, send_observed)
         finally:
             seconds = time.perf_counter() - start
-            self.ctx.metrics.observe_request(scope["method"], self._template(scope), status, seconds)
+            route = getattr(scope.get("route"), "path", "unmatched")  # the router records the route it matched
+            self.ctx.metrics.observe_request(scope["method"], route, status, seconds)
             client = scope.get("client") or ("-", 0)
             ACCESS_LOG.info('%s "%s %s" %d %.1fms', client[0], scope["method"], scope["path"][:200], status,
                             seconds * 1000)
@@ -118,5 +113,5 @@ def create_app(ctx: ServeContext, on_load_failure: Callable[[], None] | None = N
     handlers: dict[Any, Any] = {TganError: _error, HTTPException: _error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.ctx = ctx
-    app.add_middleware(ObserveMiddleware, ctx=ctx, routes=routes)  # type: ignore[arg-type]
+    app.add_middleware(ObserveMiddleware, ctx=ctx)  # type: ignore[arg-type]
     return app
