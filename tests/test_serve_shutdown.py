@@ -9,8 +9,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -29,13 +30,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     return shared_tiny_models(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def served(tiny_models: TinyModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    log = tmp_path_factory.mktemp("serve-shutdown") / "serve.log"
-    with running_server(tiny_models.export, "--name", "tiny", "--max-queue", "1", "--max-images", str(BIG),
-                        "--max-batch", "256", log=log) as (url, proc):
-        yield url, proc.pid
-        assert proc.wait(60) == 0, log.read_text()[-2000:]  # exit 0 after a SIGTERM, not uvicorn's 143
+def serve(tiny_models: TinyModels, log: Path, max_queue: int) -> Any:
+    return running_server(tiny_models.export, "--name", "tiny", "--max-queue", str(max_queue), "--max-images",
+                          str(BIG), "--max-batch", "256", log=log)
 
 
 def big_request(url: str, first_seed: int) -> httpx.Response:
@@ -45,39 +42,42 @@ def big_request(url: str, first_seed: int) -> httpx.Response:
     return httpx.post(f"{url}/v2/models/tiny/infer", json=body, timeout=120)
 
 
-def test_full_queue_answers_503_with_retry_after(served: tuple[str, int]) -> None:
-    url, _ = served
-    with ThreadPoolExecutor(8) as pool:  # one runs, one waits (max-queue 1), the rest are refused at once
-        replies = list(pool.map(lambda c: big_request(url, c * BIG), range(8)))
-    statuses = sorted(r.status_code for r in replies)
-    assert 503 in statuses and 200 in statuses and set(statuses) <= {200, 503}
-    refused = next(r for r in replies if r.status_code == 503)
-    assert int(refused.headers["retry-after"]) >= 1 and "busy" in refused.json()["error"]
-    assert httpx.get(f"{url}/v2/health/live").status_code == 200
+def test_full_queue_answers_503_with_retry_after(tiny_models: TinyModels, tmp_path: Path) -> None:
+    with serve(tiny_models, tmp_path / "serve.log", max_queue=1) as (url, _):
+        with ThreadPoolExecutor(8) as pool:  # one runs, one waits (max-queue 1), the rest are refused at once
+            replies = list(pool.map(lambda c: big_request(url, c * BIG), range(8)))
+        statuses = sorted(r.status_code for r in replies)
+        assert 503 in statuses and 200 in statuses and set(statuses) <= {200, 503}
+        refused = next(r for r in replies if r.status_code == 503)
+        assert int(refused.headers["retry-after"]) >= 1 and "busy" in refused.json()["error"]
+        assert httpx.get(f"{url}/v2/health/live").status_code == 200
 
 
-def test_sigterm_finishes_in_flight_requests_then_exits_0(served: tuple[str, int], tiny_models: TinyModels) -> None:
-    url, pid = served
+def test_sigterm_finishes_in_flight_requests_then_exits_0(tiny_models: TinyModels, tmp_path: Path) -> None:
+    clients = 6
     replies: dict[int, httpx.Response] = {}
     done_at: dict[int, float] = {}
+    log = tmp_path / "serve.log"
+    with serve(tiny_models, log, max_queue=64) as (url, proc):
 
-    def client(c: int) -> None:
-        replies[c] = big_request(url, c * 7)
-        done_at[c] = time.monotonic()
+        def client(c: int) -> None:
+            replies[c] = big_request(url, c * 7)
+            done_at[c] = time.monotonic()
 
-    # Two requests: one running, one queued behind it (max-queue 1). Signal once the second is queued.
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(2)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _queue_depth(url) < 1:
-        time.sleep(0.002)
-    signalled = time.monotonic()
-    os.kill(pid, signal.SIGTERM)
-    for t in threads:
-        t.join(120)
-    assert all(replies[c].status_code == 200 for c in range(2)), [r.text[:200] for r in replies.values()]
-    assert max(done_at.values()) > signalled  # at least one was still in flight when the signal arrived
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _queue_depth(url) < 2:  # one batch runs, more wait behind it
+            time.sleep(0.002)
+        signalled = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        for t in threads:
+            t.join(120)
+        assert proc.wait(60) == 0, log.read_text()[-2000:]  # exit 0 after a SIGTERM, not uvicorn's 143
+    assert sorted(replies) == list(range(clients))
+    assert all(r.status_code == 200 for r in replies.values()), [r.text[:200] for r in replies.values()]
+    assert max(done_at.values()) > signalled  # requests were still in flight when the signal arrived
     with Sampler.open(tiny_models.export, threads=1) as sampler:
         expected = sampler.sample(range(7, 7 + 16))
     result = triton.InferResult.from_response_body(
