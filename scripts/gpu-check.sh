@@ -54,6 +54,13 @@ step pairing-selfcheck $PY benchmarks/pairing_selfcheck.py --device cuda --proce
 step pytest-tensorrt $PY -m pytest -m tensorrt -q -p no:cacheprovider tests
 # Runtime: TensorRT fp16 / ONNX Runtime CUDA vs PyTorch eager and CUDA graphs (docs/runtime.md).
 step runtime-bench $PY benchmarks/runtime.py --gpu
+# tgan-serve over HTTP vs the in-process batcher on the GPU (docs/serve.md); about a minute. Needs the serve
+# extra and tritonclient[http], which the lent machine's image may lack: then it says so and skips.
+if $PY -c 'import uvicorn, starlette, prometheus_client, tritonclient.http, httpx' 2>/dev/null; then
+  step serve-bench $PY benchmarks/serve.py --gpu --rounds 1
+else
+  echo "=== [serve-bench] skipped: pip install 'tgan-deploy[serve]' 'tritonclient[http]' httpx to run it"
+fi
 
 # ---- summary
 if ((${#failures[@]})); then

@@ -24,7 +24,7 @@ def test_help_lists_every_command_without_importing_torch() -> None:
     assert result.returncode == 0, result.stderr
     for name, (_, help_) in SUBCOMMANDS.items():
         assert name in result.stdout and help_ in result.stdout
-    assert set(SUBCOMMANDS) == {"train", "export", "sample", "bench", "eval", "demo"}
+    assert set(SUBCOMMANDS) == {"train", "export", "sample", "bench", "eval", "serve", "demo"}
     # Listing commands must stay cheap and work on the base install (no torch).
     probe = run_module("-c", "import sys\nfrom tgan_deploy.cli import main\n"
                        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"

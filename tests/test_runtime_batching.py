@@ -14,6 +14,7 @@ from _runtime_factories import TinyModels, eager, shared_tiny_models
 from tgan_deploy.runtime import (
     BatcherClosedError,
     BatchingSampler,
+    InvalidLatentError,
     InvalidSeedError,
     QueueFullError,
     Sampler,
@@ -124,6 +125,32 @@ def test_grouping_respects_max_batch_and_delay(sampler: Sampler) -> None:
         for f in [first, *futures]:
             f.result(TIMEOUT)
     assert gated.batch_sizes == [1, 6, 6, 3]  # never above max_batch, requests never split
+
+
+def test_default_continuous_batching_takes_what_queued_while_the_previous_batch_ran(sampler: Sampler) -> None:
+    gated = GatedSampler(sampler)
+    gated.gate.clear()
+    seen: list[int] = []
+    with BatchingSampler(gated, max_batch=32, on_batch=seen.append) as batcher:  # default: no wait
+        assert batcher.max_delay == 0
+        first = batcher.submit([0])
+        time.sleep(0.2)  # the worker has taken [0] alone (nothing else queued) and waits at the gate
+        futures = [batcher.submit([i]) for i in range(1, 6)]
+        assert batcher.queue_depth == 5
+        gated.gate.set()
+        for f in [first, *futures]:
+            f.result(TIMEOUT)
+    assert gated.batch_sizes == [1, 5] and seen == [1, 5]  # the five queued requests ran as one batch
+
+
+def test_submit_latents_validates_in_the_caller_and_matches_the_sampler(sampler: Sampler) -> None:
+    z = np.random.default_rng(3).standard_normal((4, 8)).astype(np.float32)
+    with BatchingSampler(sampler) as batcher:
+        assert np.array_equal(batcher.submit_latents(z).result(TIMEOUT), sampler.sample_latents(z))
+        for bad in (z.astype(np.float64), z[:, :7], z[:0], np.full((1, 8), np.nan, np.float32)):
+            with pytest.raises(InvalidLatentError):
+                batcher.submit_latents(bad)
+        assert batcher.queue_depth == 0
 
 
 def test_oversized_request_runs_alone(sampler: Sampler) -> None:

@@ -93,3 +93,31 @@ def test_importing_the_runtime_does_not_import_torch() -> None:
             "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=repo_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_serve_loads_and_answers_without_torch(tiny_models: TinyModels) -> None:
+    proc = run_blocked(f"""
+        import asyncio
+        from pathlib import Path
+        from tgan_deploy.serve import app, cli, oip, routes_images, routes_oip  # every serve module imports
+        from tgan_deploy.serve.registry import Registry, SamplerOptions
+        registry = Registry({{'tiny': Path({str(tiny_models.export)!r})}}, SamplerOptions(threads=1))
+        registry.load()
+        model = registry.get('tiny')
+        images = model.batcher.sample([1, 2], timeout=60)
+        assert images.shape == (2, 32, 32, 3) and registry.ready
+        registry.close()
+        assert sys.modules['torch'] is None and sys.modules['tensorrt'] is None
+        print('OK')
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout
+
+
+def test_serve_without_its_extra_names_the_extra(tiny_models: TinyModels) -> None:
+    proc = subprocess.run([sys.executable, "-c", "import sys\nsys.modules['uvicorn'] = None\n"
+                           "from tgan_deploy.serve.cli import main\nmain()", str(tiny_models.export)],
+                          capture_output=True, text=True, env=repo_env(), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == ("error: uvicorn is not installed (needed for tgan-serve): "
+                                   "pip install 'tgan-deploy[serve]'")

@@ -21,6 +21,9 @@ INSTALL_HINT = {
     "tensorboard": "pip install 'tgan-deploy[tensorboard]'",
     "av": "pip install 'tgan-deploy[video]'",
     "ray": "pip install 'tgan-deploy[ray]'",
+    "starlette": "pip install 'tgan-deploy[serve]'",
+    "uvicorn": "pip install 'tgan-deploy[serve]'",
+    "prometheus_client": "pip install 'tgan-deploy[serve]'",
 }
 
 

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "sample": ("tgan_deploy.runtime.cli:sample_main", "Sample images from an export or a checkpoint."),
     "bench": ("tgan_deploy.runtime.cli:bench_main", "Measure sampling latency and throughput."),
     "eval": ("tgan_deploy.metrics.cli:main", "Evaluate a run or model (mode coverage, feature distances)."),
+    "serve": ("tgan_deploy.serve.cli:main", "Serve exports over HTTP (Triton protocol, seed PNGs, a page)."),
     "demo": ("tgan_deploy.demo:main", "Train briefly on built-in MNIST, export, sample, check parity."),
 }
 

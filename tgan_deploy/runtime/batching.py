@@ -1,15 +1,18 @@
-"""`BatchingSampler`: many small concurrent requests -> few large batches (a micro-batcher).
+"""`BatchingSampler`: many small concurrent requests -> few large batches (a continuous micro-batcher).
 
-    with BatchingSampler(sampler, max_batch=32, max_delay_ms=2) as batcher:
+    with BatchingSampler(sampler, max_batch=32) as batcher:
         future = batcher.submit([7, 8])        # from any thread
         images = future.result(timeout=5)       # uint8 [2, H, W, C]: exactly seeds 7 and 8
 
 Semantics (docs/runtime.md has the full story):
-- Grouping: one worker thread takes the oldest request, then keeps adding queued requests until the
-  batch holds `max_batch` images or `max_delay_ms` has passed since it took the first one; a request
-  that would overflow the batch waits for the next one (requests are never split across batches; one
-  larger than `max_batch` runs alone, chunked by the Sampler). Requests run in arrival order.
-- Validation happens in `submit`, in the caller's thread: bad seeds raise there and never reach a batch.
+- Grouping (continuous batching, the default `max_delay_ms=0`): one worker thread, as soon as it is free,
+  takes the oldest request plus every request queued behind it, up to `max_batch` images. Requests that
+  arrive while a batch runs form the next one, so no request ever waits for a timer. With
+  `max_delay_ms > 0` the worker also waits up to that long after taking the first request for more to
+  arrive. A request that would overflow the batch waits for the next one (requests are never split across
+  batches; one larger than `max_batch` runs alone, chunked by the Sampler). Requests run in arrival order.
+- Validation happens in `submit` / `submit_latents`, in the caller's thread: bad input raises there and
+  never reaches a batch.
 - Failure isolation: if a batch of several requests fails, each request is retried alone, so only a
   request that fails by itself gets the exception; the others get their images.
 - Back-pressure: at most `max_queue` requests wait. `submit` then blocks (`block=True`, default) up to
@@ -17,6 +20,8 @@ Semantics (docs/runtime.md has the full story):
 - Shutdown: `close()` refuses new requests (BatcherClosedError); pending ones are completed
   (default) or failed with BatcherClosedError (`cancel_pending=True`); it never waits for ever
   (`timeout`). Cancelled futures are skipped.
+- Observing: `batches_run`, `images_run`, `queue_depth`, and `on_batch(images)`, called by the worker
+  after each batch (e.g. to fill a batch-size histogram).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import collections
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from types import TracebackType
 
@@ -44,8 +49,8 @@ class _Request:
 
 
 class BatchingSampler:
-    def __init__(self, sampler: Sampler, max_batch: int = 32, max_delay_ms: float = 2.0,
-                 max_queue: int = 1024) -> None:
+    def __init__(self, sampler: Sampler, max_batch: int = 32, max_delay_ms: float = 0.0,
+                 max_queue: int = 1024, on_batch: Callable[[int], None] | None = None) -> None:
         if max_batch < 1 or max_queue < 1 or max_delay_ms < 0:
             raise TganError("max_batch and max_queue must be >= 1 and max_delay_ms >= 0")
         self.sampler = sampler
@@ -58,6 +63,7 @@ class BatchingSampler:
         self._cancel_pending = False
         self.batches_run = 0  # statistics: batches executed and the images in them
         self.images_run = 0
+        self._on_batch = on_batch
         self._worker = threading.Thread(target=self._serve, name="tgan-batcher", daemon=True)
         self._worker.start()
 
@@ -72,6 +78,22 @@ class BatchingSampler:
         """
         # computing the latents here validates them: a bad request never joins a batch
         z = latents(seeds, self.sampler.latent_dim, truncation=truncation, psi=psi)
+        return self._enqueue(z, block, timeout)
+
+    def submit_latents(self, z: np.ndarray, *, block: bool = True, timeout: float | None = None
+                       ) -> Future[np.ndarray]:
+        """Queue latents float32 [n, latent_dim] (as `Sampler.sample_latents` takes them); same Future as `submit`.
+
+        Raises InvalidLatentError for a wrong dtype or shape, an empty batch or NaN/Inf (in this thread).
+        """
+        return self._enqueue(self.sampler.check_latents(z), block, timeout)
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting (not counting the batch that is running)."""
+        return len(self._queue)
+
+    def _enqueue(self, z: np.ndarray, block: bool, timeout: float | None) -> Future[np.ndarray]:
         request = _Request(z, Future())
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -96,7 +118,8 @@ class BatchingSampler:
 
     # -- the worker ----------------------------------------------------------------------------------
     def _next_batch(self) -> list[_Request] | None:
-        """Block for the oldest request, then gather more until max_batch images or max_delay; None: stop."""
+        """Block for the oldest request, then take what queued behind it (waiting up to max_delay for more) until
+        max_batch images; None: stop."""
         with self._cond:
             while not self._queue:
                 if self._closing:
@@ -143,6 +166,8 @@ class BatchingSampler:
             return
         self.batches_run += 1
         self.images_run += len(images)
+        if self._on_batch is not None:
+            self._on_batch(len(images))
         start = 0
         for request in batch:
             stop = start + len(request.z)

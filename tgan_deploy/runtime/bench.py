@@ -56,7 +56,7 @@ def concurrent_clients(request: Callable[[int, int], Any], clients: int, request
 
 
 def bench_sampler(sampler: Sampler, batch: int, concurrency: int, iters: int, batcher: bool = True,
-                  max_delay_ms: float = 2.0) -> dict[str, Any]:
+                  max_delay_ms: float = 0.0) -> dict[str, Any]:
     """One row: `concurrency` clients each asking `iters` times for `batch` images (seeded requests)."""
     row: dict[str, Any] = {"backend": sampler.backend, "providers": sampler.providers, "batch": batch,
                            "concurrency": concurrency, "batcher": bool(batcher and concurrency > 1)}

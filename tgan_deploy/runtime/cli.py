@@ -151,8 +151,8 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
 @click.option("--iters", type=click.IntRange(min=1), default=30, show_default=True, help="Requests per client.")
 @click.option("--batcher/--no-batcher", default=True, show_default=True,
               help="Serve concurrent clients through a BatchingSampler (else they share the Sampler's lock).")
-@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Micro-batcher wait for more requests.")
+@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Micro-batcher wait for more requests after the first (0: continuous batching).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report here.")
 @backend_option
 @device_option

@@ -1,0 +1,52 @@
+"""A real `tgan-serve` process for the serve tests: a free 127.0.0.1 port, waited on until ready, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from _subprocess import repo_env
+
+STARTUP_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(model: Path, *args: str, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """(base URL, process) of `python -m tgan_deploy.serve MODEL --port P ARGS`, ready to answer."""
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tgan_deploy.serve", str(model), "--port", str(port),
+                                 "--threads", "1", *args], stdout=out, stderr=subprocess.STDOUT, env=repo_env())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            assert proc.poll() is None, f"tgan-serve exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, f"tgan-serve not ready in {STARTUP_S} s: {log.read_text()[-2000:]}"
+            time.sleep(0.1)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

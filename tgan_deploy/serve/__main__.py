@@ -1,0 +1,3 @@
+from tgan_deploy.serve.cli import main
+
+main()

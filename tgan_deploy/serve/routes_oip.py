@@ -1,0 +1,138 @@
+"""Open Inference Protocol routes (/v2): health, server and model metadata, infer (JSON and binary tensors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tgan_deploy import __version__
+from tgan_deploy.serve.context import ServeContext
+from tgan_deploy.serve.errors import HttpError
+from tgan_deploy.serve.oip import DATATYPE_OF, HEADER_LENGTH, InferRequest, decode_request, encode_response
+from tgan_deploy.serve.registry import ServedModel
+
+SEED_INPUT, LATENT_INPUT = "seed", "z"
+VERSION = "1"  # each export is one immutable version
+OFFLOAD_ABOVE = 64  # input values: more, or truncation, and the latents are computed off the event loop
+
+
+def _ctx(request: Request) -> ServeContext:
+    ctx: ServeContext = request.app.state.ctx
+    return ctx
+
+
+def _model(request: Request) -> ServedModel:
+    version = request.path_params.get("version", VERSION)
+    model = _ctx(request).model(request.path_params["name"])
+    if version != VERSION:
+        raise HttpError(404, f"model {model.name!r} has only version {VERSION}, not {version[:20]!r}")
+    return model
+
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"live": True})
+
+
+async def ready(request: Request) -> Response:
+    is_ready = _ctx(request).registry.ready
+    return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+
+async def server_metadata(request: Request) -> Response:
+    return JSONResponse({"name": "tgan-serve", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+
+def model_metadata_dict(model: ServedModel) -> dict[str, Any]:
+    output = model.sampler.metadata
+    out_dtype = "FP32" if model.sampler.kind == "points" else "UINT8"
+    return {
+        "name": model.name, "versions": [VERSION], "platform": f"tgan-deploy/{model.sampler.backend}",
+        "inputs": [{"name": SEED_INPUT, "datatype": "INT64", "shape": [-1]},
+                   {"name": LATENT_INPUT, "datatype": "FP32", "shape": [-1, model.sampler.latent_dim]}],
+        "outputs": [{"name": "points" if model.sampler.kind == "points" else "image", "datatype": out_dtype,
+                     "shape": [-1, *model.image_shape]}],
+        "parameters": {"kind": output["kind"], "latent_dim": model.sampler.latent_dim,
+                       "artefact_sha256": model.artefact_sha256,
+                       "request_parameters": ["truncation", "psi"], "layout": "NHWC"},
+    }
+
+
+async def model_metadata(request: Request) -> Response:
+    return JSONResponse(model_metadata_dict(_model(request)))
+
+
+async def model_ready(request: Request) -> Response:
+    _model(request)  # 404 unknown, 503 loading
+    return JSONResponse({"name": request.path_params["name"], "ready": True})
+
+
+def _option(parameters: dict[str, Any], name: str) -> float | None:
+    value = parameters.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise HttpError(400, f"parameter {name!r} must be a number, got {value!r}")
+    return value
+
+
+async def infer(request: Request) -> Response:
+    ctx = _ctx(request)
+    model = _model(request)
+    req = decode_request(await ctx.body(request), request.headers.get(HEADER_LENGTH))
+    offload = "truncation" in req.parameters or sum(a.size for a in req.inputs.values()) > OFFLOAD_ABOVE
+    images = await ctx.run(lambda: _submit(ctx, model, req), offload)
+    output_name = "points" if model.sampler.kind == "points" else "image"
+    if req.outputs is None:
+        binary = {output_name: bool(req.parameters.get("binary_data_output", False))}
+    else:
+        unknown = set(req.outputs) - {output_name}
+        if unknown:
+            raise HttpError(400, f"unknown output {sorted(unknown)[0][:40]!r}: this model's output is {output_name!r}")
+        binary = req.outputs
+    if images.dtype not in DATATYPE_OF:
+        raise HttpError(500, f"the model produced {images.dtype}, which the protocol cannot carry")
+    body, headers = encode_response(model.name, req.id, {output_name: images}, binary)
+    media = "application/octet-stream" if headers else "application/json"
+    return Response(body, media_type=media, headers=headers)
+
+
+def _submit(ctx: ServeContext, model: ServedModel, req: InferRequest) -> Any:
+    """Validate the inputs (in the caller's thread) and queue them on the model's batcher."""
+    unknown = set(req.inputs) - {SEED_INPUT, LATENT_INPUT}
+    if unknown:
+        raise HttpError(400, f"unknown input {sorted(unknown)[0][:40]!r}: send {SEED_INPUT!r} (INT64 [n]) or "
+                             f"{LATENT_INPUT!r} (FP32 [n, {model.sampler.latent_dim}])")
+    if len(req.inputs) != 1:
+        raise HttpError(400, f"send exactly one of {SEED_INPUT!r} and {LATENT_INPUT!r}, not both")
+    truncation, psi = _option(req.parameters, "truncation"), _option(req.parameters, "psi")
+    if SEED_INPUT in req.inputs:
+        seeds = req.inputs[SEED_INPUT]
+        if seeds.dtype.kind not in "iu" or seeds.ndim != 1:
+            raise HttpError(400, f"input {SEED_INPUT!r} must be INT64 of shape [n], got "
+                                 f"{DATATYPE_OF.get(seeds.dtype, seeds.dtype)} {list(seeds.shape)}")
+        ctx.check_count(len(seeds))
+        return model.batcher.submit(seeds.tolist(), truncation=truncation, psi=psi, block=False)
+    z = req.inputs[LATENT_INPUT]
+    if truncation is not None or psi is not None:
+        raise HttpError(400, f"truncation and psi apply to the {SEED_INPUT!r} input; scale or clip {LATENT_INPUT!r} "
+                             "yourself")
+    if z.dtype != np.float32 or z.ndim != 2 or z.shape[1] != model.sampler.latent_dim:
+        raise HttpError(400, f"input {LATENT_INPUT!r} must be FP32 of shape [n, {model.sampler.latent_dim}], got "
+                             f"{DATATYPE_OF.get(z.dtype, z.dtype)} {list(z.shape)}")
+    ctx.check_count(len(z))
+    return model.batcher.submit_latents(z, block=False)
+
+
+ROUTES = [
+    Route("/v2/health/live", live),
+    Route("/v2/health/ready", ready),
+    Route("/v2", server_metadata),
+    Route("/v2/models/{name}", model_metadata),
+    Route("/v2/models/{name}/versions/{version}", model_metadata),
+    Route("/v2/models/{name}/ready", model_ready),
+    Route("/v2/models/{name}/versions/{version}/ready", model_ready),
+    Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+    Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+]
