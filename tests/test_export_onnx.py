@@ -12,11 +12,11 @@ import pytest
 from _factories import small_config, write_checkpoint
 
 from tgan_deploy.artefact import MODEL_JSON, ArtefactMetadata
-from tgan_deploy.checkpoint import file_sha256
 from tgan_deploy.export import onnx as onnx_mod
 from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export.parity import PARITY_JSON, PARITY_MD
 from tgan_deploy.export.pipeline import ExportOptions, run_export
+from tgan_deploy.io import file_sha256
 
 CASES = [("dcgan", 32), ("dcgan", 64), ("dcgan", 128), ("dcgan", 256), ("mlp", None)]
 

@@ -16,7 +16,6 @@ as `step-XXXXXXXX.pt` (newest = highest step) and `best.pt`.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -85,14 +84,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{file} has an invalid config: {exc}") from exc
     state["path"] = str(file)
     return state
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_state_dict_checked(module: nn.Module, state_dict: dict[str, Any], what: str, file: str) -> None:

@@ -7,9 +7,8 @@ from typing import Any
 
 from tgan_deploy import __version__
 from tgan_deploy.artefact import MODEL_JSON, ArtefactMetadata
-from tgan_deploy.checkpoint import file_sha256
 from tgan_deploy.config import TrainConfig
-from tgan_deploy.io import write_json_atomic
+from tgan_deploy.io import file_sha256, write_json_atomic
 
 
 def build_metadata(cfg: TrainConfig, state: dict[str, Any], *, weights: str, output_dtype: str, opset: int,

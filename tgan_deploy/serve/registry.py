@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tgan_deploy.artefact import MODEL_JSON
 from tgan_deploy.errors import TganError
+from tgan_deploy.io import file_sha256
 from tgan_deploy.runtime.batching import BatchingSampler
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -79,14 +80,6 @@ def discover(model: Path, name: str | None = None) -> dict[str, Path]:
     return found
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def open_model(name: str, path: Path, options: SamplerOptions,
                on_batch: Callable[[int], None] | None = None) -> ServedModel:
     sampler = Sampler.open(path, backend=options.backend, device=options.device, max_batch=options.max_batch,
@@ -94,7 +87,7 @@ def open_model(name: str, path: Path, options: SamplerOptions,
     path = Path(path)
     digest = hashlib.sha256()
     for f in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(_file_sha256(f).encode())
+        digest.update(file_sha256(f).encode())
     batcher = BatchingSampler(sampler, max_batch=options.max_batch, max_queue=options.max_queue, on_batch=on_batch)
     return ServedModel(name, path, sampler, batcher, digest.hexdigest())
 

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from tgan_deploy.io import file_sha256
 from tgan_deploy.runtime.images import ENCODER_OPTIONS, encode_image, seed_file_name
 
 FORMATS = ("png", "jpeg", "webp", "npy", "tar")
@@ -77,14 +78,6 @@ def write_file(path: Path, data: bytes, budget: ByteBudget, fsync: bool = True) 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fsync_dir(directory: Path) -> None:

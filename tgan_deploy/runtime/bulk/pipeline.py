@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tgan_deploy import __version__
-from tgan_deploy.io import write_json_atomic
+from tgan_deploy.io import file_sha256, write_json_atomic
 from tgan_deploy.runtime.bulk.errors import BulkOptionError, BulkWriteError, OutputInUseError
 from tgan_deploy.runtime.bulk.formats import (
     FORMATS,
@@ -26,7 +26,6 @@ from tgan_deploy.runtime.bulk.formats import (
     PartWriter,
     PngText,
     encoder_options,
-    file_sha256,
     make_writer,
 )
 from tgan_deploy.runtime.bulk.manifest import (

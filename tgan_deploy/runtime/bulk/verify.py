@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from tgan_deploy.io import file_sha256
 from tgan_deploy.runtime.bulk.errors import VerifyError
-from tgan_deploy.runtime.bulk.formats import ByteBudget, file_sha256, make_writer
+from tgan_deploy.runtime.bulk.formats import ByteBudget, make_writer
 from tgan_deploy.runtime.bulk.manifest import MANIFEST_FILE, identity_differences, read_json
 from tgan_deploy.runtime.bulk.plan import SeedPlan
 
