@@ -10,7 +10,6 @@ import torch
 
 from tgan_deploy.checkpoint import (
     CHECKPOINT_FORMAT,
-    file_sha256,
     list_checkpoints,
     load_checkpoint,
     load_generator,
@@ -20,7 +19,7 @@ from tgan_deploy.checkpoint import (
 )
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import CheckpointError
-from tgan_deploy.io import atomic_path, write_json_atomic
+from tgan_deploy.io import atomic_path, file_sha256, write_json_atomic
 from tgan_deploy.models import build_critic, build_generator
 
 
