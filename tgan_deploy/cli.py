@@ -40,6 +40,17 @@ class TganCommand(click.Command):
             ctx.exit(130)
 
 
+def int_list(text: str, what: str) -> list[int]:
+    """A comma-separated option value (seeds, batch sizes) as integers; TganError naming the option if not."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise TganError(f"{what} must be comma-separated integers, e.g. 1,8,64; got {text!r}") from None
+    if not values:
+        raise TganError(f"{what} is empty: give comma-separated integers")
+    return values
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(SUBCOMMANDS)

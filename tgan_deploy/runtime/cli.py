@@ -9,7 +9,7 @@ from typing import Any
 import click
 import numpy as np
 
-from tgan_deploy.cli import TganCommand
+from tgan_deploy.cli import TganCommand, int_list
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
 from tgan_deploy.runtime.latents import check_latent_options, check_seeds
@@ -18,16 +18,6 @@ from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk_cli import sample_walk, walk_options
 
 MODEL_HELP = "an export (directory with model.json, .onnx, .plan) or a checkpoint (.pt file or run directory)"
-
-
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise TganError(f"{what} must be comma-separated integers, e.g. 1,8,64; got {text!r}") from None
-    if not values:
-        raise TganError(f"{what} is empty: give comma-separated integers")
-    return values
 
 
 def _open(model: str, backend: str, device: str, max_batch: int, threads: int | None) -> Sampler:
@@ -103,7 +93,7 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
                            psi, seeds, **walk)
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
-    explicit = _int_list(seeds, "--seeds") if seeds is not None else None
+    explicit = int_list(seeds, "--seeds") if seeds is not None else None
     if out.suffix and (image_format != "png" or shard or resume or force):
         raise TganError("--format, --shard, --resume and --force apply to a directory --out, not FILE.npz/.png")
     if out.suffix:
@@ -166,7 +156,7 @@ def bench_main(model: str, batch_sizes: str, concurrency: str, iters: int, batch
     from tgan_deploy.io import write_json_atomic
     from tgan_deploy.runtime.bench import bench_sampler, format_table
 
-    sizes, clients = _int_list(batch_sizes, "--batch-sizes"), _int_list(concurrency, "--concurrency")
+    sizes, clients = int_list(batch_sizes, "--batch-sizes"), int_list(concurrency, "--concurrency")
     if min(sizes) < 1 or min(clients) < 1:
         raise TganError("--batch-sizes and --concurrency must be >= 1")
     rows = []

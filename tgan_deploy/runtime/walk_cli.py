@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from tgan_deploy.cli import int_list
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.animation import check_animation_target, save_animation
 from tgan_deploy.runtime.latents import check_interpolation, check_latent_options, check_seeds
@@ -47,13 +48,11 @@ def walk_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def sample_walk(open_sampler: Callable[[], Sampler], out: Path, columns: int | None, truncation: float | None,
                 psi: float | None, seeds_option: str | None, walk: str | None, frames: int | None,
                 method: str | None, fps: float | None) -> None:
-    from tgan_deploy.runtime.cli import _int_list  # tgan-sample's seed-list parser (cli.py imports this module)
-
     if walk is None:
         raise TganError("--frames, --method and --fps shape a walk: add --walk SEEDS (e.g. --walk 3,17,42)")
     if seeds_option is not None:
         raise TganError("--walk and --seeds both choose seeds: give only --walk for a walk")
-    seed_list = check_seeds(_int_list(walk, "--walk"))
+    seed_list = check_seeds(int_list(walk, "--walk"))
     frames = DEFAULT_FRAMES if frames is None else frames
     method = DEFAULT_METHOD if method is None else method
     fps = DEFAULT_FPS if fps is None else fps
