@@ -96,23 +96,24 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
     explicit = int_list(seeds, "--seeds") if seeds is not None else None
     if out.suffix and (image_format != "png" or shard or resume or force):
         raise TganError("--format, --shard, --resume and --force apply to a directory --out, not FILE.npz/.png")
+    plan: bulk.SeedPlan | None = None  # a directory --out: the streaming bulk writer's seeds
     if out.suffix:
         seed_list = check_seeds(explicit if explicit is not None else Sampler.seed_list(n=n, seed=seed))
-    else:  # a directory: the streaming bulk writer (bad options fail before the model loads)
+    else:  # bad bulk options fail before the model loads
         bulk.check_format(image_format)
         plan = bulk.SeedPlan.from_options(n, seed, explicit, shard_size, bulk.parse_shard(shard))
-        seed_list = []  # the writer streams the plan's seeds (toy models: all of them, below)
     check_latent_options(truncation, psi)  # before the model loads: bad input fails at once
     with _open(model[0], backend, device, max_batch, threads) as sampler:
-        if not seed_list and sampler.kind == "image":
+        info = provenance(sampler, truncation=truncation, psi=psi)  # recorded in every file written
+        if plan is not None and sampler.kind == "image":
             from tgan_deploy.runtime.bulk.console import write_with_progress
 
-            info = provenance(sampler, truncation=truncation, psi=psi)  # in every PNG, with its own seed
             options = bulk.BulkOptions(image_format, truncation, psi, resume=resume, force=force,
                                        png_text=lambda s: png_text({**info, "seed": int(s)}))
             click.echo(write_with_progress(sampler, model[0], plan, out, options))
             return
-        seed_list = seed_list or list(plan.seeds)
+        if plan is not None:  # a toy model: its points go to DIR/points.npz (the plan is never listed for images)
+            seed_list = list(plan.seeds)
         step = sampler.max_batch
         chunks = [seed_list[i:i + step] for i in range(0, len(seed_list), step)]
         with click.progressbar(chunks, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
@@ -120,7 +121,6 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
         points = sampler.kind == "points"
         what = "points" if points else "images"
         suffix = out.suffix.lower()
-        info = provenance(sampler, truncation=truncation, psi=psi)  # recorded in every file written
         npz_info = np.asarray(info_text({**info, "seeds": seed_list}))
         if suffix == ".npz":
             img.save_npz(out, **{what: result, "seeds": np.asarray(seed_list), "provenance": npz_info})

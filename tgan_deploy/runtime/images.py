@@ -56,16 +56,12 @@ def seed_file_name(seed: int, suffix: str = ".png") -> str:
     return f"seed-{seed:06d}{suffix}"
 
 
-def save_pngs(folder: str | Path, images: np.ndarray, seeds: Sequence[int],
-              info: Mapping[str, Any] | None = None) -> list[Path]:
-    """uint8 NHWC images -> FOLDER/seed-XXXXXX.png, one per seed; returns the paths.
-
-    With `info`, each PNG's text chunks hold it plus that image's own "seed".
-    """
+def save_pngs(folder: str | Path, images: np.ndarray, seeds: Sequence[int]) -> list[Path]:
+    """uint8 NHWC images -> FOLDER/seed-XXXXXX.png, one per seed; returns the paths."""
     folder = Path(folder)
     paths = [folder / seed_file_name(s) for s in seeds]
-    for image, path, seed in zip(images, paths, seeds, strict=True):
-        save_png(path, image, None if info is None else {**info, "seed": int(seed)})
+    for image, path in zip(images, paths, strict=True):
+        save_png(path, image)
     return paths
 
 
@@ -82,9 +78,8 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) 
     return grid
 
 
-def save_grid(path: str | Path, images: np.ndarray, columns: int | None = None,
-              info: Mapping[str, Any] | None = None) -> None:
-    save_png(path, make_grid(images, columns), info)
+def save_grid(path: str | Path, images: np.ndarray, columns: int | None = None) -> None:
+    save_png(path, make_grid(images, columns))
 
 
 def scatter_image(points: np.ndarray, size: int = 512, radius: int = 2) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 
 from tgan_deploy._extras import require
 from tgan_deploy.errors import TganError
+from tgan_deploy.runtime.bulk.formats import sample_key
 from tgan_deploy.runtime.latents import check_latent_options, check_seeds
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -81,7 +82,7 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
 
 def _webdataset_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     seeds = [int(s) for s in batch["seed"]]
-    return {"__key__": np.array([f"{s:06d}" for s in seeds]), "png": batch["image"],
+    return {"__key__": np.array([sample_key(s) for s in seeds]), "png": batch["image"],
             "json": np.array([{"seed": s} for s in seeds], dtype=object)}  # Ray's encoder json.dumps each
 
 

@@ -366,9 +366,10 @@ class NpyWriter(PartWriter):
             os.replace(self.partial, self.out / "images.npy")
         buffer = io.BytesIO()
         np.save(buffer, np.fromiter(seeds, np.int64, len(seeds)))
-        write_file(self.out / "seeds.npy", buffer.getvalue(), self.budget)
+        data = buffer.getvalue()
+        write_file(self.out / "seeds.npy", data, self.budget)
         fsync_dir(self.out)
-        return {"seeds.npy": file_sha256(self.out / "seeds.npy")}
+        return {"seeds.npy": hashlib.sha256(data).hexdigest()}
 
     def owns(self, name: str) -> bool:
         return name in ("images.npy", "seeds.npy", NPY_PARTIAL)

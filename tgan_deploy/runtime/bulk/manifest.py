@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tgan_deploy.io import write_json_atomic
+from tgan_deploy.io import write_bytes_atomic, write_json_atomic
 
 JOB_FILE = ".tgan-job.json"
 JOURNAL_FILE = ".tgan-progress.jsonl"
@@ -56,18 +56,9 @@ class Journal:
                     records[int(record["part"])] = record
                 except (ValueError, KeyError, TypeError):
                     torn = True  # only the last line can be torn (appends are sequential)
-        if torn:
-            self._rewrite(records)
+        if torn:  # drop the torn tail for good, so later appends follow a whole line
+            write_bytes_atomic(self.path, b"".join(_line(records[part]) for part in sorted(records)))
         return records
-
-    def _rewrite(self, records: dict[int, dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            for part in sorted(records):
-                fh.write(_line(records[part]))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
 
     def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "ab") as fh:

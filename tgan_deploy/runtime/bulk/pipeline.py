@@ -103,9 +103,8 @@ def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, opt
     seeds = plan.my_seeds()
     if _prepare_output(out, identity, options):
         return BulkResult(out, len(seeds), 0, already_complete=True)
-    meta = sampler.metadata
-    shape = (meta["resolution"], meta["resolution"], meta["channels"])
-    writer = make_writer(out, options.image_format, ByteBudget(options.byte_limit), shape, len(seeds),
+    writer = make_writer(out, options.image_format, ByteBudget(options.byte_limit), tuple(identity["image_shape"]),
+                         len(seeds),
                          {"truncation": options.truncation, "psi": options.psi}, options.png_text)
     journal = Journal(out)
     try:

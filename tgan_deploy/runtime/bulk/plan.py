@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tgan_deploy.runtime.bulk.errors import BulkOptionError
+from tgan_deploy.runtime.latents import check_seeds
 
 DEFAULT_PART_SIZE = 1000
 
@@ -30,11 +31,7 @@ class SeedPlan:
         if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < 1:
             raise BulkOptionError(f"--shard-size must be a positive integer (images per part), got {part_size!r}")
         if seeds is not None:
-            if not seeds:
-                raise BulkOptionError("--seeds is empty: give comma-separated non-negative integers")
-            bad = next((s for s in seeds if s < 0), None)
-            if bad is not None:
-                raise BulkOptionError(f"seed {bad} is not a non-negative integer: seeds must be ints >= 0")
+            check_seeds(seeds)
             if len(set(seeds)) != len(seeds):
                 raise BulkOptionError("--seeds repeats a seed: each seed names one file, give each once")
             return cls(tuple(seeds), part_size, shard)

@@ -14,15 +14,14 @@ from tgan_deploy.io import file_sha256
 from tgan_deploy.runtime.bulk.errors import VerifyError
 from tgan_deploy.runtime.bulk.formats import ByteBudget, make_writer
 from tgan_deploy.runtime.bulk.manifest import MANIFEST_FILE, identity_differences, read_json
-from tgan_deploy.runtime.bulk.plan import SeedPlan
+from tgan_deploy.runtime.bulk.plan import SeedPlan, parse_shard
 
 
 def plan_of(job: dict[str, Any]) -> SeedPlan:
     described = job["seeds"]
     seeds: Sequence[int] = (tuple(described["list"]) if "list" in described
                             else range(described["first"], described["first"] + described["n"]))
-    index, count = (int(x) for x in job["shard"].split("/"))
-    return SeedPlan(seeds, int(job["part_size"]), (index, count))
+    return SeedPlan(seeds, int(job["part_size"]), parse_shard(job["shard"]))
 
 
 def verify_dir(out: Path) -> tuple[dict[str, Any], SeedPlan, list[str]]:
