@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +41,8 @@ from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.errors import BatcherClosedError, QueueFullError
 from tgan_deploy.runtime.latents import latents
 from tgan_deploy.runtime.sampler import Sampler
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -166,13 +169,16 @@ class BatchingSampler:
             return
         self.batches_run += 1
         self.images_run += len(images)
-        if self._on_batch is not None:
-            self._on_batch(len(images))
         start = 0
         for request in batch:
             stop = start + len(request.z)
             request.future.set_result(images[start:stop])  # a view per caller: each gets its own rows only
             start = stop
+        if self._on_batch is not None:  # after the callers have their images; a failing hook never stops the worker
+            try:
+                self._on_batch(len(images))
+            except Exception:
+                LOG.exception("BatchingSampler on_batch callback failed")
 
     def _fail_pending(self, error: Exception) -> None:
         with self._cond:

@@ -31,8 +31,11 @@ ACCESS_LOG = logging.getLogger("tgan_deploy.serve.access")
 LOG = logging.getLogger("tgan_deploy.serve")
 
 
+PAGE = resources.files("tgan_deploy.serve").joinpath("static/index.html")
+
+
 async def page(request: Request) -> Response:
-    html = resources.files("tgan_deploy.serve").joinpath("static/index.html").read_bytes()
+    html: bytes = request.app.state.page
     return Response(html, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
@@ -113,5 +116,6 @@ def create_app(ctx: ServeContext, on_load_failure: Callable[[], None] | None = N
     handlers: dict[Any, Any] = {TganError: _error, HTTPException: _error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.ctx = ctx
+    app.state.page = PAGE.read_bytes()  # read once, not on the event loop per request
     app.add_middleware(ObserveMiddleware, ctx=ctx)  # type: ignore[arg-type]
     return app

@@ -11,8 +11,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from tgan_deploy.runtime.errors import QueueFullError
-from tgan_deploy.serve.errors import HttpError, http_error
+from tgan_deploy.serve.errors import HttpError
 from tgan_deploy.serve.metrics import Metrics
 from tgan_deploy.serve.registry import Registry, ServedModel
 
@@ -31,10 +30,7 @@ class ServeContext:
 
     def model(self, name: str) -> ServedModel:
         """The loaded model `name`: 404 if not served, 503 (Retry-After) while it is still warming up."""
-        try:
-            model = self.registry.get(name)
-        except Exception as exc:
-            raise http_error(exc) from None
+        model = self.registry.get(name)  # UnknownModelError -> 404 through the app's TganError handler
         if model is None:
             raise HttpError(503, f"model {name!r} is still loading: retry shortly (GET /v2/health/ready says when)",
                             {"Retry-After": "1"})
@@ -48,17 +44,14 @@ class ServeContext:
     async def run(self, submit: Callable[[], Future[np.ndarray]], offload: bool = False) -> np.ndarray:
         """Queue one request on a batcher and await its images. `submit` validates and computes the latents;
         offload: do that in a worker thread (many seeds or truncation), not on the event loop."""
-        try:
-            future = await run_in_threadpool(submit) if offload else submit()
-        except QueueFullError as exc:
-            raise http_error(exc) from None
+        future = await run_in_threadpool(submit) if offload else submit()  # QueueFullError -> 503 (app handler)
         return await asyncio.wrap_future(future)
 
     async def body(self, request: Request) -> bytes:
         """The request body, refused with 413 past max_body_bytes (before reading it when Content-Length says so)."""
         limit = self.limits.max_body_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise HttpError(413, f"the request body is {int(declared)} bytes; the limit is {limit} "
                                  "(tgan-serve --max-body-bytes): send fewer inputs per request")
         chunks, size = [], 0

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from tgan_deploy.artefact import MODEL_JSON
+from tgan_deploy.artefact import IMAGE_OUTPUT, MODEL_JSON, POINTS_OUTPUT
 from tgan_deploy.errors import TganError
 from tgan_deploy.io import file_sha256
 from tgan_deploy.runtime.batching import BatchingSampler
@@ -51,6 +51,11 @@ class ServedModel:
         if self.sampler.kind == "points":
             return [2]
         return [int(meta["resolution"]), int(meta["resolution"]), int(meta["channels"])]
+
+    @property
+    def output_name(self) -> str:
+        """The protocol output's name, as in the artefact: "image" or "points"."""
+        return POINTS_OUTPUT if self.sampler.kind == "points" else IMAGE_OUTPUT
 
     def close(self) -> None:
         self.batcher.close()
@@ -102,7 +107,6 @@ class Registry:
         self._on_batch = on_batch
         self._models: dict[str, ServedModel] = {}
         self._ready = threading.Event()
-        self.load_error: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -110,17 +114,13 @@ class Registry:
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set() and self.load_error is None
+        return self._ready.is_set()
 
     def load(self) -> None:
-        try:
-            for name, path in self.paths.items():
-                self._models[name] = open_model(name, path, self.options, self._batch_hook(name))
-        except Exception as exc:  # reported by /v2/health/ready and in the log; the process keeps answering
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self._ready.set()
+        """Open every model; ready only if all opened (a failure raises, and ready stays False)."""
+        for name, path in self.paths.items():
+            self._models[name] = open_model(name, path, self.options, self._batch_hook(name))
+        self._ready.set()
 
     def _batch_hook(self, name: str) -> Callable[[int], None] | None:
         on_batch = self._on_batch

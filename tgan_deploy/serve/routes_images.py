@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tgan_deploy.runtime.animation import gif_bytes
 from tgan_deploy.runtime.images import png_bytes
-from tgan_deploy.runtime.latents import INTERPOLATION_METHODS, interpolate_latents, latents
+from tgan_deploy.runtime.latents import check_interpolation, check_latent_options, interpolate_latents, latents
 from tgan_deploy.serve.context import ServeContext
 from tgan_deploy.serve.errors import HttpError
-from tgan_deploy.serve.images import gif_bytes, grid_png
+from tgan_deploy.serve.images import grid_png
 from tgan_deploy.serve.registry import ServedModel
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -47,7 +48,9 @@ def parse_seed(text: str, what: str = "seed") -> int:
 
 
 def _options(request: Request) -> tuple[float | None, float | None]:
+    """?truncation=&psi=, checked now: a bad value is a 400 even when the ETag would match."""
     truncation, psi = _number(request, "truncation"), _number(request, "psi")
+    check_latent_options(truncation, psi)
     return truncation, psi
 
 
@@ -63,7 +66,7 @@ def _number(request: Request, name: str) -> float | None:
 
 def _int(request: Request, name: str, default: int, low: int = 1) -> int:
     text = request.query_params.get(name, str(default))
-    if not text.isdigit() or int(text) < low:
+    if not (text.isascii() and text.isdigit()) or int(text) < low:
         raise HttpError(400, f"query parameter {name}={text[:30]!r} must be an integer >= {low}")
     return int(text)
 
@@ -150,8 +153,7 @@ async def interpolation(request: Request) -> Response:
     steps = _int(request, "steps", 8, low=2)
     ctx.check_count(steps)
     method = request.query_params.get("method", "slerp")
-    if method not in INTERPOLATION_METHODS:
-        raise HttpError(400, f"method={method[:20]!r} is not one of {', '.join(INTERPOLATION_METHODS)}")
+    check_interpolation(steps, method)
     frame_ms = _int(request, "frame_ms", 100, low=10)
     truncation, psi = _options(request)
 
@@ -162,7 +164,7 @@ async def interpolation(request: Request) -> Response:
     async def produce() -> bytes:
         frames = await ctx.run(submit, offload=True)
         if fmt == "gif":
-            return await run_in_threadpool(gif_bytes, frames, frame_ms)
+            return await run_in_threadpool(gif_bytes, frames, 1000 / frame_ms)
         return await run_in_threadpool(grid_png, frames, steps)
 
     key = f"interp|{a}|{b}|{steps}|{method}|{fmt}|{frame_ms if fmt == 'gif' else ''}|{_options_key(truncation, psi)}"

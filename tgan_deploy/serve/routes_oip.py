@@ -10,12 +10,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tgan_deploy import __version__
+from tgan_deploy.artefact import INPUT_NAME
 from tgan_deploy.serve.context import ServeContext
 from tgan_deploy.serve.errors import HttpError
 from tgan_deploy.serve.oip import DATATYPE_OF, HEADER_LENGTH, InferRequest, decode_request, encode_response
 from tgan_deploy.serve.registry import ServedModel
 
-SEED_INPUT, LATENT_INPUT = "seed", "z"
+SEED_INPUT, LATENT_INPUT = "seed", INPUT_NAME
 VERSION = "1"  # each export is one immutable version
 OFFLOAD_ABOVE = 64  # input values: more, or truncation, and the latents are computed off the event loop
 
@@ -53,7 +54,7 @@ def model_metadata_dict(model: ServedModel) -> dict[str, Any]:
         "name": model.name, "versions": [VERSION], "platform": f"tgan-deploy/{model.sampler.backend}",
         "inputs": [{"name": SEED_INPUT, "datatype": "INT64", "shape": [-1]},
                    {"name": LATENT_INPUT, "datatype": "FP32", "shape": [-1, model.sampler.latent_dim]}],
-        "outputs": [{"name": "points" if model.sampler.kind == "points" else "image", "datatype": out_dtype,
+        "outputs": [{"name": model.output_name, "datatype": out_dtype,
                      "shape": [-1, *model.image_shape]}],
         "parameters": {"kind": output["kind"], "latent_dim": model.sampler.latent_dim,
                        "artefact_sha256": model.artefact_sha256,
@@ -70,29 +71,20 @@ async def model_ready(request: Request) -> Response:
     return JSONResponse({"name": request.path_params["name"], "ready": True})
 
 
-def _option(parameters: dict[str, Any], name: str) -> float | None:
-    value = parameters.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise HttpError(400, f"parameter {name!r} must be a number, got {value!r}")
-    return value
-
-
 async def infer(request: Request) -> Response:
     ctx = _ctx(request)
     model = _model(request)
     req = decode_request(await ctx.body(request), request.headers.get(HEADER_LENGTH))
     offload = "truncation" in req.parameters or sum(a.size for a in req.inputs.values()) > OFFLOAD_ABOVE
-    images = await ctx.run(lambda: _submit(ctx, model, req), offload)
-    output_name = "points" if model.sampler.kind == "points" else "image"
+    output_name = model.output_name
     if req.outputs is None:
         binary = {output_name: bool(req.parameters.get("binary_data_output", False))}
-    else:
+    else:  # checked before inference: a bad request costs no batch
         unknown = set(req.outputs) - {output_name}
         if unknown:
             raise HttpError(400, f"unknown output {sorted(unknown)[0][:40]!r}: this model's output is {output_name!r}")
         binary = req.outputs
-    if images.dtype not in DATATYPE_OF:
-        raise HttpError(500, f"the model produced {images.dtype}, which the protocol cannot carry")
+    images = await ctx.run(lambda: _submit(ctx, model, req), offload)
     body, headers = encode_response(model.name, req.id, {output_name: images}, binary)
     media = "application/octet-stream" if headers else "application/json"
     return Response(body, media_type=media, headers=headers)
@@ -106,7 +98,7 @@ def _submit(ctx: ServeContext, model: ServedModel, req: InferRequest) -> Any:
                              f"{LATENT_INPUT!r} (FP32 [n, {model.sampler.latent_dim}])")
     if len(req.inputs) != 1:
         raise HttpError(400, f"send exactly one of {SEED_INPUT!r} and {LATENT_INPUT!r}, not both")
-    truncation, psi = _option(req.parameters, "truncation"), _option(req.parameters, "psi")
+    truncation, psi = req.parameters.get("truncation"), req.parameters.get("psi")  # checked by the batcher
     if SEED_INPUT in req.inputs:
         seeds = req.inputs[SEED_INPUT]
         if seeds.dtype.kind not in "iu" or seeds.ndim != 1:
