@@ -29,7 +29,7 @@ from tgan_deploy.config import TrainConfig
 from tgan_deploy.demo import demo_config
 from tgan_deploy.io import write_json_atomic, write_text_atomic
 from tgan_deploy.train.loop import train
-from tgan_deploy.train.presets import SMALL_DIGITS, toy_preset
+from tgan_deploy.train.settings import resolve
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("none", "bf16")
@@ -40,15 +40,11 @@ def demo_case(out: Path) -> TrainConfig:
 
 
 def mnist_preset_case(out: Path) -> TrainConfig:
-    cfg = TrainConfig().apply_overrides(SMALL_DIGITS)  # what `tgan-train --data builtin:mnist5k` trains
-    cfg.data.source = "builtin:mnist5k"
-    return cfg
+    return resolve(None, {"data.source": "builtin:mnist5k"})[0]  # what `tgan-train --data builtin:mnist5k` trains
 
 
 def toy_case(out: Path) -> TrainConfig:
-    cfg = TrainConfig().apply_overrides(toy_preset("builtin:ring8", "t-sgan").values)
-    cfg.data.source = "builtin:ring8"
-    return cfg
+    return resolve(None, {"data.source": "builtin:ring8"})[0]
 
 
 CASES = {  # name: (config factory, short iterations, long iterations)

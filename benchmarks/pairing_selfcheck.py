@@ -36,10 +36,10 @@ from pairing import _machine, write_results  # noqa: E402  (benchmarks/pairing.p
 
 from tgan_deploy.ops import selfcheck  # noqa: E402
 from tgan_deploy.ops.build import load_pairing  # noqa: E402
+from tgan_deploy.ops.pairing import _KERNEL_DTYPES  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-DTYPES = {"cpu": (torch.float32, torch.float64),
-          "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16)}
+DTYPES = _KERNEL_DTYPES  # every dtype each fused kernel takes
 
 
 def _name(dtype: torch.dtype) -> str:

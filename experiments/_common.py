@@ -62,6 +62,7 @@ def toy_config(dataset: str, objective: str, pairing: str, *, steps: int, seed: 
     level on these 2-D data (critic loss 2 ln 2 after 3,000 iterations; see docs/results.md).
     """
     from tgan_deploy.config import TrainConfig
+    from tgan_deploy.train.presets import toy_spectral_norm
 
     cfg = TrainConfig()
     cfg.apply_overrides({
@@ -77,10 +78,6 @@ def toy_config(dataset: str, objective: str, pairing: str, *, steps: int, seed: 
         "run.tensorboard": False,
     })
     return cfg
-
-
-def toy_spectral_norm(objective: str) -> str:
-    return "torch" if objective == "t-wgan" else "none"
 
 
 # -- one training run -----------------------------------------------------------------------------
@@ -282,6 +279,7 @@ def toy_job(dataset: str, objective: str, pairing: str, steps: int, seed: int, r
     """Train one 2-D mixture run; score every kept checkpoint (one each `every` iterations, else only the
     last) on 2,500 samples of the raw generator. The final scores are the last checkpoint's."""
     from tgan_deploy.checkpoint import list_checkpoints, load_generator
+    from tgan_deploy.train.presets import toy_spectral_norm
 
     cfg = toy_config(dataset, objective, pairing, steps=steps, seed=seed, out=run_dir, lr=lr,
                      critic_steps=critic_steps, generator_steps=generator_steps, hidden=hidden,

@@ -12,13 +12,14 @@ from PIL import Image, ImageOps
 
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 # Pillow modes with one colour channel (LA/La: grey + alpha; I/F and the I;16 family: wide greys; 1: bilevel)
-GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+GRAYSCALE_MODES = ("1", "L", "LA", "La", *_WIDE_GREY_MODES)
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:
     """Convert to "L" (channels 1) or "RGB" (channels 3)."""
     mode = "L" if channels == 1 else "RGB"
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    if img.mode in _WIDE_GREY_MODES:
         values = np.asarray(img, dtype=np.float64)
         if values.max(initial=0) > 255:  # 16-bit (or wider) samples
             values = values / 257.0

@@ -30,9 +30,14 @@ class Preset:
     values: dict[str, Any]  # dotted config keys -> value
 
 
+def toy_spectral_norm(objective: str) -> str:
+    """2-D critics: no spectral norm (it holds SGAN-family critics at chance, docs/results.md), except t-wgan's
+    Lipschitz constraint."""
+    return "torch" if objective == "t-wgan" else "none"
+
+
 def toy_preset(name: str, objective: str) -> Preset:
-    spectral_norm = "torch" if objective == "t-wgan" else "none"  # experiments/_common.toy_spectral_norm
-    return Preset(name, TOY_MODEL | {"model.spectral_norm": spectral_norm} | TOY_OPTIM)
+    return Preset(name, TOY_MODEL | {"model.spectral_norm": toy_spectral_norm(objective)} | TOY_OPTIM)
 
 
 def preset_for(source: str, objective: str) -> Preset | None:
