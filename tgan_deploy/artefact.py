@@ -4,7 +4,9 @@ An export directory holds `generator.onnx` (and optionally `generator.fp16.onnx`
 engines) plus `model.json`. The same metadata is stored in each ONNX file's `metadata_props`, one
 entry per field, JSON-encoded, so a lone `.onnx` file still describes itself.
 
-Tensors: input `z` float32 [batch, latent_dim]; output `image` float32 [batch, C, H, W] in [-1, 1]
+Tensors: input `z` float32 [batch, latent_dim]; a class-conditional model (`num_classes > 0`) takes a
+second input `label` int64 [batch] (class index into `classes`); unconditional exports have no such
+input. Output `image` float32 [batch, C, H, W] in [-1, 1]
 (or uint8 [batch, C, H, W] in [0, 255] with `output_dtype="uint8"`); a 2-D toy model outputs
 `points` float32 [batch, 2].
 """
@@ -21,6 +23,7 @@ from tgan_deploy.errors import TganError
 ARTEFACT_FORMAT = "tgan-deploy-artefact/1"
 MODEL_JSON = "model.json"
 INPUT_NAME = "z"
+LABEL_NAME = "label"  # second input of class-conditional exports only
 IMAGE_OUTPUT = "image"
 POINTS_OUTPUT = "points"
 
@@ -38,6 +41,8 @@ class ArtefactMetadata:
     package_version: str = ""
     exported_at: str = ""
     files: dict[str, str] = dataclasses.field(default_factory=dict)  # role -> file name in the export dir
+    num_classes: int = 0  # 0: unconditional; else the `label` input takes 0..num_classes-1
+    classes: list[str] = dataclasses.field(default_factory=list)  # class names, index order (len num_classes)
     # Added by the exporter (informational; readers may ignore them):
     weights: str = ""  # "ema" or "raw": which generator weights of the checkpoint were exported
     source_step: int | None = None  # training step of the source checkpoint
@@ -48,6 +53,10 @@ class ArtefactMetadata:
     @property
     def output_name(self) -> str:
         return POINTS_OUTPUT if self.kind == "points" else IMAGE_OUTPUT
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
 
     @property
     def output_range(self) -> tuple[float, float]:
