@@ -34,6 +34,8 @@ class ModelConfig:
     layer_defaults: str = "keras"  # "keras": Glorot init, BN momentum 0.01 / eps 1e-3; "torch": PyTorch's
     toy_hidden: int = 400  # MLP width for arch "mlp" (PacGAN: 400)
     toy_depth: int = 4  # hidden layers of the toy generator (PacGAN: 4)
+    num_classes: int = 0  # 0: unconditional; N: G(z, label) and a projection critic (tgan-train --conditional sets it)
+    label_embed_dim: int = 32  # conditional G: width of the learned label embedding concatenated with z
 
 
 @dataclasses.dataclass
@@ -157,6 +159,11 @@ class TrainConfig:
                             ("optim.generator_steps", opt.generator_steps), ("run.steps", self.run.steps)]:
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if m.num_classes < 0:
+            raise ConfigError(f"model.num_classes must be >= 0 (0: unconditional), got {m.num_classes}")
+        if m.num_classes and m.label_embed_dim <= 0:
+            raise ConfigError(f"model.label_embed_dim must be positive for a conditional model, "
+                              f"got {m.label_embed_dim}")
         r = self.run
         for name, value in [("run.log_every", r.log_every), ("run.sample_every", r.sample_every),
                             ("run.checkpoint_every", r.checkpoint_every), ("run.keep_last", r.keep_last),
