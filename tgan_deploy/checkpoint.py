@@ -6,7 +6,8 @@ A checkpoint is one file, `torch.save` of a dict of tensors and plain Python val
     config         TrainConfig.to_dict(): enough to rebuild every model without the trainer
     step           iterations completed
     generator      G's state_dict;  generator_ema: the EMA copy's (or absent)
-    classes        class names in label-index order (class-conditional models, config model.num_classes > 0)
+    classes        class names in label-index order (class-conditional models, config model.num_classes > 0;
+                   tgan-train also records them as config model.classes)
     critic         E + D state_dict (absent in generator-only exports)
     optim_g, optim_d, rng, metrics ...   trainer state, opaque here
 
@@ -83,7 +84,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state["config_obj"] = TrainConfig.from_dict(state["config"])
     except TganError as exc:
         raise CheckpointError(f"{file} has an invalid config: {exc}") from exc
-    state["classes"] = checked_classes(state.get("classes"), state["config_obj"].model.num_classes, str(file))
+    model = state["config_obj"].model
+    state["classes"] = checked_classes(state.get("classes") or model.classes or None, model.num_classes, str(file))
     state["path"] = str(file)
     return state
 
