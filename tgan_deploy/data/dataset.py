@@ -62,10 +62,12 @@ def check_arch(source: str, kind: str, model_cfg: ModelConfig) -> None:
 
 def _load_builtin(source: str, model_cfg: ModelConfig) -> TrainingData:
     name = builtins.builtin_name(source)
+    labels, classes = builtins.builtin_labels(name), builtins.builtin_classes(name)
     if builtins.BUILTINS[name] == "points":
-        return TrainingData(builtins.toy_points(name), "points", source)
+        return TrainingData(builtins.toy_points(name), "points", source, labels=labels, classes=classes)
     images = builtins.builtin_images(name)[:, None]  # [N, 1, H, W]
-    return TrainingData(fit_array(images, model_cfg.resolution, model_cfg.channels), "image", source)
+    return TrainingData(fit_array(images, model_cfg.resolution, model_cfg.channels), "image", source,
+                        labels=labels, classes=classes)
 
 
 def _missing_source_message(source: str) -> str:

@@ -13,6 +13,10 @@ Unreadable files (not an image, truncated, ...) are skipped with one warning; if
 data.max_bad_fraction of the files are bad, loading fails (a folder of mostly non-images is a mistake).
 Names starting with "." (hidden files, macOS "._x.jpg" forks) are ignored. Mixed sizes and modes are fine:
 everything is converted and resized (see images.py).
+
+Labels come from the layout, no JSON: when every image sits in a sub-folder of the root (`root/CLASS/...`,
+any depth below CLASS) and there are at least two such folders, the folder names, sorted, are the classes.
+Images directly in the root, or a single sub-folder (e.g. CelebA's img_align_celeba/), mean no labels.
 """
 
 from __future__ import annotations
@@ -59,6 +63,18 @@ def find_images(root: Path) -> list[Path]:
     return [root / rel for rel in found]
 
 
+def folder_classes(root: Path, files: list[Path]) -> tuple[np.ndarray, list[str]] | None:
+    """(int64 label per file, sorted class names) from `root/CLASS/...`; None if the layout gives no classes."""
+    tops = [path.relative_to(root).parts for path in files]
+    if any(len(parts) < 2 for parts in tops):
+        return None
+    classes = sorted({parts[0] for parts in tops})
+    if len(classes) < 2:
+        return None
+    index = {name: i for i, name in enumerate(classes)}
+    return np.array([index[parts[0]] for parts in tops], dtype=np.int64), classes
+
+
 def folder_channels(root: Path, sample: int = 256) -> int:
     """1 if the folder's images are grayscale, else 3: the modes of up to `sample` files spread evenly over it.
 
@@ -94,12 +110,12 @@ def load_folder(root: Path, model_cfg: ModelConfig, data_cfg: DataConfig) -> Tra
     cache = cache_root(data_cfg)
     if cache is None:
         images, bad = _decode_all(files, shape, data_cfg, root, np.empty((len(files), *shape), np.uint8))
-        return TrainingData(images, "image", str(root), skipped=bad)
+        return _labelled(TrainingData(images, "image", str(root), skipped=len(bad)), root, files, bad)
     key = _cache_key(root, files, shape)
     array_path, meta_path = cache / f"{key}.npy", cache / f"{key}.json"
     cached = _open_cached(array_path, meta_path, shape)
     if cached is not None and cached[1]:
-        warnings.warn(f"skipped {cached[1]} unreadable file(s) under {root} (found when it was decoded into "
+        warnings.warn(f"skipped {len(cached[1])} unreadable file(s) under {root} (found when it was decoded into "
                       f"the cache {array_path})", DataWarning, stacklevel=3)
     if cached is None:
         try:
@@ -111,7 +127,17 @@ def load_folder(root: Path, model_cfg: ModelConfig, data_cfg: DataConfig) -> Tra
         if cached is None:
             raise DataError(f"the data cache {array_path} could not be read back: set data.cache_dir none")
     array, skipped = cached
-    return TrainingData(array, "image", str(root), skipped=skipped)
+    return _labelled(TrainingData(array, "image", str(root), skipped=len(skipped)), root, files, skipped)
+
+
+def _labelled(data: TrainingData, root: Path, files: list[Path], skipped: list[int]) -> TrainingData:
+    """`data` with the folder layout's labels (those of the skipped files left out), if it has classes."""
+    found = folder_classes(root, files)
+    if found is None:
+        return data
+    labels, classes = found
+    kept = np.delete(labels, skipped)
+    return TrainingData(data.array, data.kind, data.source, data.skipped, labels=kept, classes=classes)
 
 
 def _decode_into_cache(files: list[Path], shape: tuple[int, ...], data_cfg: DataConfig, root: Path,
@@ -127,8 +153,9 @@ def _decode_into_cache(files: list[Path], shape: tuple[int, ...], data_cfg: Data
                 packed.flush()
                 del packed
         del out, images
-    write_json_atomic(meta_path, {"source": str(root.resolve()), "count": len(files) - bad, "skipped": bad,
-                                  "shape": list(shape), "format": CACHE_FORMAT})
+    write_json_atomic(meta_path, {"source": str(root.resolve()), "count": len(files) - len(bad),
+                                  "skipped": len(bad), "skipped_index": bad, "shape": list(shape),
+                                  "format": CACHE_FORMAT})
 
 
 def _cache_key(root: Path, files: list[Path], shape: tuple[int, ...]) -> str:
@@ -139,7 +166,8 @@ def _cache_key(root: Path, files: list[Path], shape: tuple[int, ...]) -> str:
     return h.hexdigest()[:32]
 
 
-def _open_cached(array_path: Path, meta_path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, int] | None:
+def _open_cached(array_path: Path, meta_path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, list[int]] | None:
+    """(the cached array, indices of the files that were skipped as unreadable), or None to decode again."""
     try:
         meta = json.loads(meta_path.read_text())
         array = np.load(array_path, mmap_mode="r")
@@ -147,7 +175,10 @@ def _open_cached(array_path: Path, meta_path: Path, shape: tuple[int, ...]) -> t
         return None
     if array.shape != (meta.get("count"), *shape) or array.dtype != np.uint8:
         return None
-    return array, int(meta["skipped"])
+    skipped = meta.get("skipped_index", [] if meta.get("skipped") == 0 else None)
+    if skipped is None:  # written before labels existed: which files were skipped is unknown
+        return None
+    return array, [int(i) for i in skipped]
 
 
 def _decode_one(path: Path, shape: tuple[int, ...]) -> np.ndarray | str:
@@ -159,33 +190,34 @@ def _decode_one(path: Path, shape: tuple[int, ...]) -> np.ndarray | str:
 
 
 def _decode_all(files: list[Path], shape: tuple[int, ...], data_cfg: DataConfig, root: Path,
-                out: np.ndarray) -> tuple[np.ndarray, int]:
-    """Decode into `out` (readable images packed first); returns (out[:good], number of bad files)."""
+                out: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Decode into `out` (readable images packed first); returns (out[:good], indices of the bad files)."""
     from tqdm import tqdm
 
-    bad: list[tuple[Path, str]] = []
+    bad: list[tuple[int, Path, str]] = []
     good = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
             tqdm(total=len(files), desc=f"decoding {root.name or root}", unit="img", disable=None) as bar:
-        for chunk in _chunks(files, _CHUNK):
-            for path, result in zip(chunk, pool.map(lambda p: _decode_one(p, shape), chunk), strict=True):
+        for start, chunk in _chunks(files, _CHUNK):
+            for i, (path, result) in enumerate(zip(chunk, pool.map(lambda p: _decode_one(p, shape), chunk),
+                                                   strict=True), start):
                 if isinstance(result, str):
-                    bad.append((path, result))
+                    bad.append((i, path, result))
                 else:
                     out[good] = result
                     good += 1
             bar.update(len(chunk))
     if bad:
-        example = f"e.g. {bad[0][0].relative_to(root)} ({bad[0][1]})"
+        example = f"e.g. {bad[0][1].relative_to(root)} ({bad[0][2]})"
         if good == 0 or len(bad) > data_cfg.max_bad_fraction * len(files):
             raise DataError(f"{len(bad)} of {len(files)} files under {root} are not readable images, more than "
                             f"data.max_bad_fraction = {data_cfg.max_bad_fraction:g}, {example}: "
                             f"fix or remove them, or raise data.max_bad_fraction")
         warnings.warn(f"skipped {len(bad)} of {len(files)} files under {root} that are not readable images, "
                       f"{example}", DataWarning, stacklevel=4)
-    return out[:good], len(bad)
+    return out[:good], [i for i, _, _ in bad]
 
 
-def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
+def _chunks(items: list[Path], size: int) -> Iterator[tuple[int, list[Path]]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield start, items[start:start + size]

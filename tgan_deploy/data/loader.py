@@ -23,7 +23,7 @@ from tgan_deploy.errors import DataError
 class BatchStream:
     """Iterate `stream.batches(start_step)` (or `iter(stream)`, from step 0): an endless sequence of batches."""
 
-    def __init__(self, dataset: Dataset[torch.Tensor], batch_size: int, *, seed: int, shuffle: bool = True,
+    def __init__(self, dataset: Dataset[Any], batch_size: int, *, seed: int, shuffle: bool = True,
                  workers: int = 0, pin_memory: bool | None = None, rank: int = 0, world_size: int = 1,
                  drop_last: bool = True) -> None:
         if batch_size <= 0:
@@ -62,13 +62,14 @@ class BatchStream:
                 yield order[b * self.batch_size:(b + 1) * self.batch_size]
             epoch, offset = epoch + 1, 0
 
-    def batches(self, start_step: int = 0) -> Iterator[torch.Tensor]:
-        """Endless batches (float32 [B, ...]) from global step `start_step` on; see the module docstring."""
+    def batches(self, start_step: int = 0) -> Iterator[Any]:
+        """Endless batches (float32 [B, ...], or (items, labels) of a `labelled()` dataset) from global step
+        `start_step` on; see the module docstring."""
         loader = DataLoader(self.dataset, batch_sampler=_IndexBatches(self, start_step), num_workers=self.workers,
                             pin_memory=self.pin_memory, collate_fn=_as_is)
         return iter(loader)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[Any]:
         return self.batches(0)
 
 
@@ -87,7 +88,7 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
-def make_loader(dataset: Dataset[torch.Tensor], batch_size: int, *, seed: int, shuffle: bool = True,
+def make_loader(dataset: Dataset[Any], batch_size: int, *, seed: int, shuffle: bool = True,
                 workers: int = 0, pin_memory: bool | None = None, distributed: bool = False,
                 rank: int | None = None, world_size: int | None = None, drop_last: bool = True) -> BatchStream:
     """A resumable endless batch stream; `batch_size` is per process. Use the same `seed` on every rank.

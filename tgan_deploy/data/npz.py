@@ -6,6 +6,9 @@ The array is the one named "images" (or "points"), else the file's only array. A
   [N, H, W, C] or [N, C, H, W] with C in 1, 3, 4 (NHWC when the last axis is 1/3/4, else NCHW)
 Image values: uint8 0..255 (any integer dtype with values in 0..255), or floats in [0, 1] or in [-1, 1]
 (read as [-1, 1] when any value is negative). Images are stored as uint8, resized and converted like files.
+
+Labels: an optional `labels` array [N], either integers 0..K-1 (with an optional `classes` array of K
+names, default "0".."K-1") or strings (the classes are then the sorted distinct names).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from tgan_deploy.errors import DataError
 _SHAPES = "[N, 2] points, [N, H, W], [N, H, W, C] or [N, C, H, W] images with C in 1, 3, 4"
 
 
+LABEL_KEYS = ("labels", "classes")
+
+
 def load_npz(path: Path, model_cfg: ModelConfig) -> TrainingData:
-    array = _read_array(path)
+    array, labels, classes = _read_arrays(path)
     if array.ndim == 2 and array.shape[1] == 2:
-        return TrainingData(_points(path, array), "points", str(path))
+        return TrainingData(_points(path, array), "points", str(path), labels=labels, classes=classes)
     return TrainingData(fit_array(_images_nchw(path, array), model_cfg.resolution, model_cfg.channels),
-                        "image", str(path))
+                        "image", str(path), labels=labels, classes=classes)
 
 
 def array_shape(path: Path) -> tuple[int, ...]:
@@ -48,6 +54,7 @@ def array_shape(path: Path) -> tuple[int, ...]:
 
 
 def _training_key(path: Path, keys: list[str]) -> str:
+    keys = [k for k in keys if k not in LABEL_KEYS]
     key = next((k for k in ("images", "points") if k in keys), keys[0] if len(keys) == 1 else None)
     if key is None:
         raise DataError(f"{path} holds arrays {keys or '(none)'}: name the training array 'images' "
@@ -60,10 +67,13 @@ def _unreadable(path: Path, exc: Exception) -> DataError:
     return DataError(f"cannot read {path} as .npz ({reason}): save it with numpy.savez and plain numeric arrays")
 
 
-def _read_array(path: Path) -> np.ndarray:
+def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(training array, labels or None, class names)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             array = npz[_training_key(path, list(npz.keys()))]
+            labels = npz.get("labels")
+            names = npz.get("classes")
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # not a zip, truncated, object arrays
@@ -74,7 +84,34 @@ def _read_array(path: Path) -> np.ndarray:
         raise DataError(f"{path}: the array is empty (shape {array.shape}): it needs at least one item")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise DataError(f"{path}: the array contains NaN or infinite values: clean the data")
-    return array
+    if labels is None:
+        if names is not None:
+            raise DataError(f"{path} has 'classes' but no 'labels': add labels (np.savez(path, images=x, labels=y))")
+        return array, None, []
+    ints, classes = _labels(path, labels, names, len(array))
+    return array, ints, classes
+
+
+def _labels(path: Path, labels: np.ndarray, names: np.ndarray | None, n: int) -> tuple[np.ndarray, list[str]]:
+    """int64 labels and class names from an .npz's `labels` (integers or strings) and optional `classes`."""
+    if labels.shape != (n,):
+        raise DataError(f"{path}: 'labels' has shape {labels.shape}, expected one label per item ({n},)")
+    if labels.dtype.kind == "U":
+        if names is not None:
+            raise DataError(f"{path}: 'labels' are names already; drop 'classes' or store integer labels")
+        distinct, index = np.unique(labels, return_inverse=True)
+        return index.astype(np.int64), [str(c) for c in distinct]
+    if labels.dtype.kind not in "ui":
+        raise DataError(f"{path}: 'labels' must be integers 0..K-1 or strings, got dtype {labels.dtype}")
+    if names is not None and (names.ndim != 1 or names.dtype.kind != "U" or len(set(names.tolist())) != len(names)
+                              or not all(names.tolist())):
+        raise DataError(f"{path}: 'classes' must be distinct non-empty strings, one per class")
+    count = len(names) if names is not None else int(labels.max()) + 1
+    if labels.min() < 0 or labels.max() >= count:
+        raise DataError(f"{path}: 'labels' must lie in 0..{count - 1} (one per class), "
+                        f"found {labels.min()}..{labels.max()}")
+    classes = [str(c) for c in names] if names is not None else [str(k) for k in range(count)]
+    return labels.astype(np.int64), classes
 
 
 def _points(path: Path, array: np.ndarray) -> np.ndarray:

@@ -20,8 +20,17 @@ class Mixture:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n points [n, 2] float32: a uniformly chosen centre plus isotropic Gaussian noise."""
+        return self.sample_labelled(n, rng)[0]
+
+    def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(points [n, 2] float32, int64 [n] index of the centre each point was drawn around)."""
         idx = rng.integers(len(self.centres), size=n)
-        return (self.centres[idx] + self.std * rng.standard_normal((n, 2))).astype(np.float32)
+        return (self.centres[idx] + self.std * rng.standard_normal((n, 2))).astype(np.float32), idx.astype(np.int64)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names of the components: "0".."K-1", the index into `centres`."""
+        return [str(k) for k in range(len(self.centres))]
 
 
 def _ring8() -> Mixture:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -12,17 +13,32 @@ Kind = Literal["image", "points"]
 
 
 class TrainingData(Dataset[torch.Tensor]):
-    """Items are float32 tensors: images [C, R, R] in [-1, 1], or points [2]. No labels.
+    """Items are float32 tensors: images [C, R, R] in [-1, 1], or points [2].
 
     `kind` is "image" or "points"; `source` the string it was loaded from; `skipped` how many unreadable
-    files were left out (image folders only).
+    files were left out (image folders only). Labelled data also has `labels` (int64 [N], indices into
+    `classes`, the class names); `labelled()` is the view whose batches are (items, labels).
     """
 
-    def __init__(self, array: np.ndarray, kind: Kind, source: str, skipped: int = 0) -> None:
+    def __init__(self, array: np.ndarray, kind: Kind, source: str, skipped: int = 0,
+                 labels: np.ndarray | None = None, classes: Sequence[str] = ()) -> None:
         self.array = array  # uint8 [N, C, R, R] (possibly np.memmap) or float32 [N, 2]
         self.kind: Kind = kind
         self.source = source
         self.skipped = skipped
+        if (labels is None) != (not classes) or (labels is not None and labels.shape != (len(array),)):
+            raise ValueError("labels must be int64 [N] with their class names, or both absent")
+        self.labels = labels
+        self.classes = list(classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def labelled(self) -> LabelledData:
+        if self.labels is None:
+            raise ValueError(f"{self.source} has no labels")
+        return LabelledData(self)
 
     @property
     def item_shape(self) -> tuple[int, ...]:
@@ -31,7 +47,8 @@ class TrainingData(Dataset[torch.Tensor]):
     def __repr__(self) -> str:
         what = "points" if self.kind == "points" else "images"
         skipped = f", {self.skipped} unreadable file(s) skipped" if self.skipped else ""
-        return f"{self.source}: {len(self)} {what} of shape {list(self.item_shape)}{skipped}"
+        classes = f", {self.num_classes} classes" if self.classes else ""
+        return f"{self.source}: {len(self)} {what} of shape {list(self.item_shape)}{classes}{skipped}"
 
     def __len__(self) -> int:
         return int(self.array.shape[0])
@@ -57,3 +74,22 @@ class TrainingData(Dataset[torch.Tensor]):
         if isinstance(state["array"], tuple):
             state["array"] = np.load(state["array"][1], mmap_mode="r")
         self.__dict__.update(state)
+
+
+class LabelledData(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """The batches of a labelled TrainingData as (items float32 [B, ...], labels int64 [B])."""
+
+    def __init__(self, data: TrainingData) -> None:
+        assert data.labels is not None
+        self.data, self.labels = data, data.labels
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        items, labels = self.__getitems__([index])
+        return items[0], labels[0]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.from_numpy(np.ascontiguousarray(self.labels[np.asarray(indices, dtype=np.int64)]))
+        return self.data.__getitems__(indices), labels

@@ -4,6 +4,8 @@ The converter is onnxconverter-common's `convert_float_to_float16` (keep_io_type
 in fp32 and clips constants to +-1e4). Which nodes stay fp32 is decided by measurement on calibration
 latents (`runtime.latents`, seeds 0..63), not by a fixed list:
 
+Class-conditional graphs are calibrated with every class: latent seed i gets label i mod num_classes.
+
 1. range check: run the fp32 graph with every intermediate float tensor exposed; a node whose input or
    output magnitude exceeds FP16_SAFE_MAX (a quarter of fp16's max 65504, headroom for latents not seen here)
    or that reads a constant beyond the converter's +-1e4 clip is kept in fp32;
@@ -26,7 +28,7 @@ import onnx
 from onnx import numpy_helper
 
 from tgan_deploy._extras import require
-from tgan_deploy.artefact import INPUT_NAME
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME
 from tgan_deploy.runtime.latents import latents
 
 FP16_MAX = 65504.0
@@ -43,12 +45,24 @@ class Fp16Result:
     psnr_db: float  # of the final fp16 model vs fp32 on the calibration latents
     peak_activation: float  # largest |activation| of the fp32 graph on the calibration latents
     rounds: int
+    conditional: bool = False  # calibrated with labels
 
     def to_dict(self) -> dict[str, Any]:
         return {"converter": "onnxconverter_common.float16.convert_float_to_float16(keep_io_types=True)",
-                "calibration": f"latents(range({len(CALIBRATION_SEEDS)}), latent_dim)",
+                "calibration": f"latents(range({len(CALIBRATION_SEEDS)}), latent_dim)"
+                               + (", labels seed % num_classes" if self.conditional else ""),
                 "fp16_safe_max": FP16_SAFE_MAX, "target_psnr_db": TARGET_PSNR_DB,
                 **dataclasses.asdict(self)}
+
+
+def cycled_labels(n: int, num_classes: int) -> np.ndarray | None:
+    """Labels 0, 1, .., num_classes-1, 0, 1, .. for n latents (every class seen); None if unconditional."""
+    return np.arange(n, dtype=np.int64) % num_classes if num_classes > 0 else None
+
+
+def feeds(z: np.ndarray, labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """ONNX Runtime's inputs of an artefact graph."""
+    return {INPUT_NAME: z} if labels is None else {INPUT_NAME: z, LABEL_NAME: labels}
 
 
 def _name_nodes(model: onnx.ModelProto) -> None:
@@ -72,7 +86,7 @@ def with_all_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]
     return inferred, [o.name for o in inferred.graph.output]
 
 
-def _run_all(model: onnx.ModelProto, z: np.ndarray) -> dict[str, np.ndarray]:
+def _run_all(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     exposed, names = with_all_outputs(model)
@@ -80,7 +94,7 @@ def _run_all(model: onnx.ModelProto, z: np.ndarray) -> dict[str, np.ndarray]:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     options.intra_op_num_threads = 2
     session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return dict(zip(names, session.run(names, {INPUT_NAME: z}), strict=True))
+    return dict(zip(names, session.run(names, inputs), strict=True))
 
 
 def _psnr(ref: np.ndarray, out: np.ndarray, peak: float) -> float:
@@ -107,14 +121,14 @@ def _range_blocks(model: onnx.ModelProto, acts: dict[str, np.ndarray]) -> dict[s
     return blocked
 
 
-def convert_fp16(src: Path, dst: Path, *, latent_dim: int, peak: float | None) -> Fp16Result:
+def convert_fp16(src: Path, dst: Path, *, latent_dim: int, peak: float | None, num_classes: int = 0) -> Fp16Result:
     """Write the fp16 model of `src` to `dst`; `peak`: the output's PSNR peak (2 for [-1, 1] images; None:
-    the fp32 output's value range, for 2-D points)."""
+    the fp32 output's value range, for 2-D points); `num_classes` > 0 for class-conditional graphs."""
     float16 = require("onnxconverter_common.float16", "fp16 export")
     model = onnx.load(str(src))
     _name_nodes(model)
-    z = latents(CALIBRATION_SEEDS, latent_dim)
-    acts32 = _run_all(model, z)
+    calibration = feeds(latents(CALIBRATION_SEEDS, latent_dim), cycled_labels(len(CALIBRATION_SEEDS), num_classes))
+    acts32 = _run_all(model, calibration)
     out_name = model.graph.output[0].name
     if peak is None:
         peak = float(np.ptp(acts32[out_name])) or 1.0
@@ -126,7 +140,7 @@ def convert_fp16(src: Path, dst: Path, *, latent_dim: int, peak: float | None) -
         rounds += 1
         candidate = float16.convert_float_to_float16(model, keep_io_types=True,
                                                      node_block_list=sorted(blocked) or None)
-        acts16 = _run_all(candidate, z)
+        acts16 = _run_all(candidate, calibration)
         psnr = _psnr(acts32[out_name], acts16[out_name], peak)
         if psnr >= TARGET_PSNR_DB or rounds >= MAX_ROUNDS:
             break
@@ -136,7 +150,7 @@ def convert_fp16(src: Path, dst: Path, *, latent_dim: int, peak: float | None) -
         node_name, rel_err = worst
         blocked[node_name] = f"relative error {rel_err:.3g} in fp16 (largest per-layer error, round {rounds})"
     onnx.save(candidate, str(dst))
-    return Fp16Result(blocked, psnr, peak_activation, rounds)
+    return Fp16Result(blocked, psnr, peak_activation, rounds, conditional=num_classes > 0)
 
 
 def _worst_node(model: onnx.ModelProto, acts32: dict[str, np.ndarray], acts16: dict[str, np.ndarray],

@@ -29,6 +29,8 @@ def build_metadata(cfg: TrainConfig, state: dict[str, Any], *, weights: str, out
         source_step=int(state["step"]) if isinstance(state.get("step"), int) else None,
         opset=opset,
         batch_profile=list(batch_profile),
+        num_classes=cfg.model.num_classes,
+        classes=list(state["classes"]),
     )
 
 

@@ -1,6 +1,7 @@
 """Generator -> one ONNX file: eval() copy, parametrisations removed, dynamic batch, checked graph.
 
-The graph has one input `z` float32 [batch, latent_dim] and one output: `image` float32 [batch, C, H, W]
+The graph has the input `z` float32 [batch, latent_dim] (class-conditional generators a second one,
+`label` int64 [batch]) and one output: `image` float32 [batch, C, H, W]
 in [-1, 1], `image` uint8 [batch, C, H, W] in [0, 255] (post-processing baked in: the convention
 torch-fidelity's ONNX generator input expects), or `points` float32 [batch, 2] for 2-D toy models.
 """
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from tgan_deploy.artefact import INPUT_NAME, ArtefactMetadata
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, ArtefactMetadata
 from tgan_deploy.errors import TganError
 
 # The dynamo exporter (torch >= 2.5's default) translates natively from opset 18; lower opsets go through
@@ -61,8 +62,8 @@ class UInt8Output(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return to_uint8(self.generator(z))
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return to_uint8(self.generator(z) if label is None else self.generator(z, label))
 
 
 def prepare_for_export(generator: nn.Module, output_dtype: str = "float32") -> nn.Module:
@@ -96,19 +97,28 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def input_names(num_classes: int) -> list[str]:
+    return [INPUT_NAME, LABEL_NAME] if num_classes > 0 else [INPUT_NAME]
+
+
 def export_onnx(model: nn.Module, path: Path, latent_dim: int, output_name: str, opset: int = DEFAULT_OPSET,
-                max_batch: int = 1 << 16) -> onnx.ModelProto:
-    """Export `model` (from `prepare_for_export`) to `path` with a dynamic batch axis; check it; return it."""
+                max_batch: int = 1 << 16, num_classes: int = 0) -> onnx.ModelProto:
+    """Export `model` (from `prepare_for_export`) to `path` with a dynamic batch axis; check it; return it.
+
+    `num_classes` > 0: the model is class-conditional and the graph gets the `label` input too."""
     check_opset(opset)
     weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     external = weight_bytes > SINGLE_FILE_LIMIT
     batch = torch.export.Dim("batch", min=1, max=max(max_batch, EXPORT_BATCH))
-    example = torch.randn(EXPORT_BATCH, latent_dim)
+    example: tuple[torch.Tensor, ...] = (torch.randn(EXPORT_BATCH, latent_dim),)
+    if num_classes > 0:
+        example += (torch.arange(EXPORT_BATCH) % num_classes,)
+    names = input_names(num_classes)
     try:
         with _quiet_exporter(), torch.no_grad():
-            torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[output_name],
-                              dynamic_shapes=({0: batch},), opset_version=opset, external_data=external,
-                              dynamo=True, verbose=False)
+            torch.onnx.export(model, example, str(path), input_names=names, output_names=[output_name],
+                              dynamic_shapes=tuple({0: batch} for _ in names), opset_version=opset,
+                              external_data=external, dynamo=True, verbose=False)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExportError(f"torch.onnx.export failed ({first[:200]}): check torch/onnxscript versions "
@@ -117,15 +127,15 @@ def export_onnx(model: nn.Module, path: Path, latent_dim: int, output_name: str,
     if written != opset:
         raise ExportError(f"--opset {opset} cannot be written by the installed exporter (it wrote opset "
                           f"{written}): choose {MIN_OPSET}..{max_supported_opset()}")
-    return check_graph(path, output_name)
+    return check_graph(path, output_name, num_classes)
 
 
 def written_opset(model: onnx.ModelProto) -> int:
     return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def check_graph(path: Path, output_name: str) -> onnx.ModelProto:
-    """onnx.checker + strict shape inference; the input and output are named and the batch axis is symbolic."""
+def check_graph(path: Path, output_name: str, num_classes: int = 0) -> onnx.ModelProto:
+    """onnx.checker + strict shape inference; inputs and output are named, `label` is int64, the batch is symbolic."""
     try:
         onnx.checker.check_model(str(path), full_check=True)  # by path: works for models with external data
         model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
@@ -133,10 +143,13 @@ def check_graph(path: Path, output_name: str) -> onnx.ModelProto:
         raise ExportError(f"exported graph {path.name} fails the ONNX checker ({str(exc)[:200]})") from exc
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
-    if inputs != [INPUT_NAME] or outputs != [output_name]:
+    expected = input_names(num_classes)
+    if inputs != expected or outputs != [output_name]:
         raise ExportError(f"exported graph has inputs {inputs} / outputs {outputs}, expected "
-                          f"[{INPUT_NAME!r}] / [{output_name!r}]")
-    for value in (model.graph.input[0], model.graph.output[0]):
+                          f"{expected} / [{output_name!r}]")
+    if num_classes > 0 and model.graph.input[1].type.tensor_type.elem_type != onnx.TensorProto.INT64:
+        raise ExportError(f"exported graph's {LABEL_NAME!r} input is not int64")
+    for value in (*model.graph.input, model.graph.output[0]):
         if value.type.tensor_type.shape.dim[0].HasField("dim_value"):
             raise ExportError(f"exported graph fixed the batch axis of {value.name!r}: export needs a dynamic batch")
     return model

@@ -1,7 +1,8 @@
 """Parity report: PyTorch eager vs every produced artefact on the same seeded latents.
 
-For each artefact and batch size the latents are `runtime.latents.latents(range(batch), latent_dim)`;
-the reference is the same generator in eager PyTorch (float32; TF32 off on a GPU). Tolerances:
+For each artefact and batch size the latents are `runtime.latents.latents(range(batch), latent_dim)`
+(class-conditional models: with labels `seed % num_classes`, so every class is checked); the reference is
+the same generator in eager PyTorch (float32; TF32 off on a GPU). Tolerances:
 
     fp32 float output   max abs error <= 1e-4
     fp32 uint8 output   max abs error <= 1: both sides round (x + 1) * 127.5 half-to-even, so a value that
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tgan_deploy.export.fp16 import cycled_labels, feeds
 from tgan_deploy.export.onnx import to_uint8
 from tgan_deploy.io import write_json_atomic, write_text_atomic
 from tgan_deploy.runtime.latents import latents
@@ -35,7 +37,7 @@ UINT8_MAX_ABS = 1.0
 FP16_MIN_PSNR = 40.0
 PARITY_JSON, PARITY_MD = "parity.json", "parity.md"
 
-Runner = Callable[[np.ndarray], np.ndarray]
+Runner = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (z, labels or None) -> output
 
 
 @dataclasses.dataclass
@@ -70,6 +72,7 @@ class ParityReport:
     batches: list[int]
     rows: list[ParityRow]
     notes: list[str]
+    num_classes: int = 0
 
     @property
     def passed(self) -> bool:
@@ -78,6 +81,7 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "output_dtype": self.output_dtype, "kind": self.kind,
                 "batches": self.batches, "latents": "tgan_deploy.runtime.latents.latents(range(batch), latent_dim)",
+                "labels": "seed % num_classes" if self.num_classes else None,
                 "tolerances": {"fp32_max_abs": FP32_MAX_ABS, "uint8_max_abs": UINT8_MAX_ABS,
                                "fp16_min_psnr_db": FP16_MIN_PSNR},
                 "rows": [dataclasses.asdict(r) for r in self.rows], "notes": self.notes}
@@ -94,8 +98,9 @@ class ParityReport:
     def markdown(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         notes = "".join(f"- {n}\n" for n in self.notes)
+        labels = f", labels `seed % {self.num_classes}`" if self.num_classes else ""
         return (f"# Export parity: {verdict}\n\nPyTorch eager vs each artefact on the same seeded latents "
-                f"(`latents(range(batch), latent_dim)`), output {self.kind} {self.output_dtype}.\n\n"
+                f"(`latents(range(batch), latent_dim)`{labels}), output {self.kind} {self.output_dtype}.\n\n"
                 f"{self.table()}\n\n{notes}")
 
     def write(self, folder: Path) -> None:
@@ -136,17 +141,19 @@ def onnxruntime_runner(path: Path, output_name: str, *, fp16_faithful: bool = Fa
         model = with_all_outputs(onnx.load(str(path)))[0].SerializeToString()
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-    def run(z: np.ndarray) -> np.ndarray:
-        return np.asarray(session.run([output_name], {"z": z})[0])
+    def run(z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        return np.asarray(session.run([output_name], feeds(z, labels))[0])
 
     return run
 
 
-def reference(model: nn.Module, z: np.ndarray, output_dtype: str, device: str) -> np.ndarray:
-    """Eager PyTorch output for latents `z`, post-processed like the export (uint8) when asked."""
+def reference(model: nn.Module, z: np.ndarray, output_dtype: str, device: str,
+              labels: np.ndarray | None = None) -> np.ndarray:
+    """Eager PyTorch output for latents `z` (and `labels`), post-processed like the export (uint8) when asked."""
     with torch.no_grad(), _no_tf32():
         model = model.to(device)
-        out = model(torch.from_numpy(z).to(device))
+        inputs = [torch.from_numpy(z).to(device)] + ([] if labels is None else [torch.from_numpy(labels).to(device)])
+        out = model(*inputs)
         if output_dtype == "uint8":
             out = to_uint8(out)
     return out.cpu().numpy()
@@ -195,8 +202,9 @@ def compare(ref: np.ndarray, out: np.ndarray, *, precision: str, output_dtype: s
 
 
 def run_parity(model: nn.Module, artefacts: Sequence[Artefact], *, latent_dim: int, batches: Sequence[int],
-               output_dtype: str, kind: str) -> ParityReport:
+               output_dtype: str, kind: str, num_classes: int = 0) -> ParityReport:
     """`model`: the float generator as exported (eval copy, uint8 post-processing NOT included)."""
+
     rows: list[ParityRow] = []
     notes: list[str] = []
     references: dict[tuple[int, str], np.ndarray] = {}  # (batch, device) -> eager output, shared by artefacts
@@ -208,15 +216,16 @@ def run_parity(model: nn.Module, artefacts: Sequence[Artefact], *, latent_dim: i
                 notes.append(f"{art.file}: {art.note}")
             continue
         for batch in batches:
-            z = latents(range(batch), latent_dim)
+            z, labels = latents(range(batch), latent_dim), cycled_labels(batch, num_classes)
             if (batch, art.device) not in references:
-                references[batch, art.device] = reference(model, z, output_dtype, art.device)
+                references[batch, art.device] = reference(model, z, output_dtype, art.device, labels)
             ref = references[batch, art.device]
-            metrics = compare(ref, art.runner(z), precision=art.precision, output_dtype=output_dtype, kind=kind)
+            metrics = compare(ref, art.runner(z, labels), precision=art.precision, output_dtype=output_dtype,
+                              kind=kind)
             rows.append(ParityRow(art.file, art.backend, art.precision, batch, **metrics))
         if art.note:
             notes.append(f"{art.file}: {art.note}")
     if output_dtype == "uint8":
         notes.append("uint8 output: the reference applies the same post-processing in torch (scale, round half "
                      "to even, clamp, cast); an off-by-one at a rounding boundary is allowed.")
-    return ParityReport(output_dtype, kind, list(batches), rows, notes)
+    return ParityReport(output_dtype, kind, list(batches), rows, notes, num_classes)

@@ -139,14 +139,15 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         planned = ["onnx", *(["onnx_fp16"] if opts.fp16 else []), *(["tensorrt"] if opts.trt else [])]
         triton_mod.check_free(opts.triton_repo, list(triton_mod.model_names(dict.fromkeys(planned, Path()))),
                               opts.force)
+    classes = f", {meta.num_classes} classes" if meta.conditional else ""
     say(f"exporting {state['path']} (step {state.get('step')}, {meta.weights} weights, "
-        f"{'points' if points else f'{cfg.model.resolution} px'}) -> {opts.out}")
+        f"{'points' if points else f'{cfg.model.resolution} px'}{classes}) -> {opts.out}")
     unavailable: list[str] = []
     with staging_dir(opts.out) as stage:
         reference = onnx_mod.prepare_for_export(generator)
         exported = onnx_mod.prepare_for_export(generator, output_dtype)
         onnx_mod.export_onnx(exported, stage / ONNX_FILE, meta.latent_dim, meta.output_name, opts.opset,
-                             max_batch=opts.max_batch)
+                             max_batch=opts.max_batch, num_classes=meta.num_classes)
         meta.files["onnx"] = ONNX_FILE
         artefacts = [parity_mod.Artefact("onnx", ONNX_FILE, "fp32", "onnxruntime-cpu",
                                          parity_mod.onnxruntime_runner(stage / ONNX_FILE, meta.output_name))]
@@ -154,8 +155,8 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         engine_source = stage / ONNX_FILE
         if opts.fp16:
             result = fp16_mod.convert_fp16(stage / ONNX_FILE, stage / FP16_FILE, latent_dim=meta.latent_dim,
-                                           peak=_psnr_peak(meta))
-            onnx_mod.check_graph(stage / FP16_FILE, meta.output_name)
+                                           peak=_psnr_peak(meta), num_classes=meta.num_classes)
+            onnx_mod.check_graph(stage / FP16_FILE, meta.output_name, meta.num_classes)
             write_json_atomic(stage / FP16_REPORT, result.to_dict())
             meta.files.update(onnx_fp16=FP16_FILE, fp16_report=FP16_REPORT)
             artefacts.append(parity_mod.Artefact(
@@ -174,7 +175,8 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
             try:
                 build = trt_mod.build_engine(engine_source, stage, engine_source.stem, target=target,
                                              batch_profile=opts.batch_profile, latent_dim=meta.latent_dim,
-                                             opt_level=opts.opt_level, cache_from=_old_cache(opts, target))
+                                             conditional=meta.conditional, opt_level=opts.opt_level,
+                                             cache_from=_old_cache(opts, target))
             except trt_mod.EngineUnavailable as exc:
                 unavailable.append(str(exc))
                 say(f"  {target} engine NOT built: {exc}")
@@ -192,7 +194,7 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         batches = parity_mod.batch_sizes(opts.min_batch, opts.max_batch, opts.parity_batches)
         say(f"  parity: PyTorch eager vs {len(artefacts)} artefact(s) at batch {', '.join(map(str, batches))}")
         report = parity_mod.run_parity(reference, artefacts, latent_dim=meta.latent_dim, batches=batches,
-                                       output_dtype=output_dtype, kind=meta.kind)
+                                       output_dtype=output_dtype, kind=meta.kind, num_classes=meta.num_classes)
         report.write(stage)
         meta.files.update(parity=parity_mod.PARITY_JSON, parity_table=parity_mod.PARITY_MD)
         for role in ("onnx", "onnx_fp16"):

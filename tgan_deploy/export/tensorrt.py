@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tgan_deploy._extras import INSTALL_HINT, require
-from tgan_deploy.artefact import INPUT_NAME
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME
 from tgan_deploy.errors import MissingExtraError, TganError
 from tgan_deploy.io import write_bytes_atomic
 
@@ -103,8 +103,10 @@ def _collecting_logger(trt: ModuleType) -> object:
 
 
 def build_engine(onnx_path: Path, out_dir: Path, stem: str, *, target: str, batch_profile: tuple[int, int, int],
-                 latent_dim: int, opt_level: int = DEFAULT_OPT_LEVEL, cache_from: Path | None = None) -> EngineBuild:
+                 latent_dim: int, conditional: bool = False, opt_level: int = DEFAULT_OPT_LEVEL,
+                 cache_from: Path | None = None) -> EngineBuild:
     """Parse `onnx_path`, build a serialized engine with one dynamic-batch profile, write it into `out_dir`.
+    `conditional`: the graph has the int64 `label` [batch] input too, profiled over the same batch range.
 
     TensorRT: built for GPU 0; its timing cache is read from `cache_from` (or `out_dir`) when present and
     written back beside the engine, so a rebuild reuses measured tactics. TensorRT-RTX: built ahead of time
@@ -136,6 +138,8 @@ def build_engine(onnx_path: Path, out_dir: Path, stem: str, *, target: str, batc
     profile = builder.create_optimization_profile()
     lo, opt, hi = batch_profile
     profile.set_shape(INPUT_NAME, trt.Dims([lo, latent_dim]), trt.Dims([opt, latent_dim]), trt.Dims([hi, latent_dim]))
+    if conditional:
+        profile.set_shape(LABEL_NAME, trt.Dims([lo]), trt.Dims([opt]), trt.Dims([hi]))
     config.add_optimization_profile(profile)
     cache_file: Path | None = None
     if rtx:
@@ -175,8 +179,9 @@ def _set_rtx_compute_targets(module: ModuleType, config: object) -> str:
     return "-".join(n.lower() for n in targets)
 
 
-def engine_runner(plan: Path, target: str = "tensorrt") -> Callable[[np.ndarray], np.ndarray]:
-    """A callable latents -> output running the engine on GPU 0 through torch CUDA tensors (TensorRT only).
+def engine_runner(plan: Path, target: str = "tensorrt") -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+    """A callable (latents, labels or None) -> output running the engine on GPU 0 through torch CUDA tensors
+    (TensorRT only).
 
     UNVERIFIED here (no GPU, no TensorRT): written against the TensorRT 10/11 Python API
     (set_input_shape, set_tensor_address, execute_async_v3) and type-checked against the stubs.
@@ -200,12 +205,14 @@ def engine_runner(plan: Path, target: str = "tensorrt") -> Callable[[np.ndarray]
     dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.UINT8: torch.uint8}
     out_dtype = dtypes[engine.get_tensor_dtype(output)]
 
-    def run(z: np.ndarray) -> np.ndarray:
-        z_gpu = torch.from_numpy(np.ascontiguousarray(z)).to("cuda")
-        context.set_input_shape(INPUT_NAME, tuple(z_gpu.shape))
+    def run(z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        inputs = {INPUT_NAME: z} if labels is None else {INPUT_NAME: z, LABEL_NAME: labels}
+        on_gpu = {name: torch.from_numpy(np.ascontiguousarray(a)).to("cuda") for name, a in inputs.items()}
+        for name, tensor in on_gpu.items():
+            context.set_input_shape(name, tuple(tensor.shape))
+            context.set_tensor_address(name, tensor.data_ptr())
         shape = context.get_tensor_shape(output)
         out = torch.empty([shape[i] for i in range(len(shape))], dtype=out_dtype, device="cuda")
-        context.set_tensor_address(INPUT_NAME, z_gpu.data_ptr())
         context.set_tensor_address(output, out.data_ptr())
         stream = torch.cuda.current_stream()
         if not context.execute_async_v3(stream.cuda_stream):

@@ -3,6 +3,8 @@
 Layout (Triton's model repository): `<repo>/<model>/config.pbtxt` and `<repo>/<model>/1/model.onnx`
 (platform onnxruntime_onnx) or `1/model.plan` (tensorrt_plan). Dims exclude the batch axis, which
 `max_batch_size` declares; `dynamic_batching {}` lets the server merge requests up to it.
+A class-conditional model's `label` input is int64 [batch]: per request item one scalar, which Triton
+declares as `dims: [ 1 ]` reshaped to `[ ]` (its documented form for a tensor that is only the batch axis).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tgan_deploy.artefact import INPUT_NAME, ArtefactMetadata
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, ArtefactMetadata
 from tgan_deploy.errors import TganError
 
 MODEL_PREFIX = "tgan_generator"
@@ -28,12 +30,19 @@ def output_dims(meta: ArtefactMetadata) -> list[int]:
     return [meta.channels, meta.resolution, meta.resolution]
 
 
+def _tensor(name: str, data_type: str, dims: str, extra: str = "") -> str:
+    return f'  {{\n    name: "{name}"\n    data_type: {data_type}\n    dims: [ {dims} ]\n{extra}  }}'
+
+
 def config_text(name: str, platform: str, meta: ArtefactMetadata, max_batch: int) -> str:
     out_dims = ", ".join(str(d) for d in output_dims(meta))
+    inputs = [_tensor(INPUT_NAME, "TYPE_FP32", str(meta.latent_dim))]
+    if meta.conditional:
+        inputs.append(_tensor(LABEL_NAME, "TYPE_INT64", "1", "    reshape: { shape: [ ] }\n"))
+    output = _tensor(meta.output_name, TRITON_DTYPES[meta.output_dtype], out_dims)
+    input_list = ",\n".join(inputs)
     return (f'name: "{name}"\nplatform: "{platform}"\nmax_batch_size: {max_batch}\n'
-            f'input [\n  {{\n    name: "{INPUT_NAME}"\n    data_type: TYPE_FP32\n    dims: [ {meta.latent_dim} ]\n'
-            f'  }}\n]\noutput [\n  {{\n    name: "{meta.output_name}"\n'
-            f'    data_type: {TRITON_DTYPES[meta.output_dtype]}\n    dims: [ {out_dims} ]\n  }}\n]\n'
+            f'input [\n{input_list}\n]\noutput [\n{output}\n]\n'
             "dynamic_batching { }\n")
 
 

@@ -23,6 +23,7 @@ LABELS = {
     "recall": ("recall (k-NN)", "{:.4f}"),
     "class_coverage": ("classes covered", "{:.0f}"),
     "class_kl": ("KL(predicted classes || uniform)", "{:.4f}"),
+    "conditional_accuracy": ("conditional accuracy (class average)", "{:.1%}"),
 }
 SCALE = {"kid": 1000.0, "kid_std": 1000.0}
 
@@ -41,6 +42,10 @@ def format_table(result: dict[str, Any]) -> str:
     counts = details.get("per_mode_counts", details.get("class_counts"))
     lines.append(f"  {'HQ samples per mode' if 'per_mode_counts' in details else 'predicted classes':<36} "
                  f"{' '.join(map(str, counts))}")
+    if "conditional_accuracy_per_class" in details:
+        per_class = details["conditional_accuracy_per_class"]
+        shares = " ".join("n/a" if math.isnan(a) else f"{100 * a:.0f}" for a in per_class)
+        lines.append(f"  {'conditional accuracy per class, %':<36} {shares}")
     if "classifier" in details:
         lines.append(f"  classifier held-out accuracy         {100 * details['classifier']['test_accuracy']:.1f} %")
     return "\n".join(lines)

@@ -11,6 +11,9 @@ The data decides the metrics (cfg.data.source):
   coverage and the KL of the predicted-class histogram to uniform;
 - anything else: no metric here yet (an error saying so); see docs/evaluation.md for Inception FID/KID with
   torch-fidelity on a folder written by tgan-sample.
+Class-conditional models (model.num_classes > 0) draw seed s with label s mod num_classes and add
+`conditional_accuracy` (conditional.py): the share of class-k samples the classifier calls k, or, on the
+mixtures, that land nearest component k; per class in the details.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from tgan_deploy.data.toy import MIXTURES
 from tgan_deploy.errors import TganError
 from tgan_deploy.metrics._digits import to_resolution
 from tgan_deploy.metrics.classifier import TrainedClassifier, load_classifier, split
+from tgan_deploy.metrics.conditional import average_accuracy, per_class_accuracy, sample_labels
 from tgan_deploy.metrics.defaults import DEFAULTS
 from tgan_deploy.metrics.frechet import frechet_distance_features
 from tgan_deploy.metrics.histogram import covered, kl_to_uniform
 from tgan_deploy.metrics.kid import kernel_distance
 from tgan_deploy.metrics.prc import precision_recall
-from tgan_deploy.metrics.toy2d import mode_metrics
+from tgan_deploy.metrics.toy2d import mode_metrics, nearest_centre
 from tgan_deploy.runtime.latents import latents
 
 BUILTIN = "builtin:"
@@ -50,8 +54,9 @@ def data_kind(cfg: TrainConfig) -> str:
 
 @torch.no_grad()
 def generate(generator: nn.Module, latent_dim: int, n: int, seed: int,
-             batch_size: int = DEFAULTS["batch_size"]) -> torch.Tensor:
-    """G(z) for the latents of seeds seed .. seed + n - 1, in eval mode, on the generator's device, as CPU float32."""
+             batch_size: int = DEFAULTS["batch_size"], num_classes: int = 0) -> torch.Tensor:
+    """G(z) for the latents of seeds seed .. seed + n - 1, in eval mode, on the generator's device, as CPU float32;
+    a conditional generator (num_classes > 0) gets the labels `conditional.sample_labels`."""
     if n < 1 or seed < 0:
         raise TganError(f"need n >= 1 samples and a seed >= 0, got n={n}, seed={seed}")
     device = next(generator.parameters()).device
@@ -59,10 +64,16 @@ def generate(generator: nn.Module, latent_dim: int, n: int, seed: int,
     generator.eval()
     try:
         z = torch.from_numpy(latents(range(seed, seed + n), latent_dim))
-        out = [generator(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)]
+        y = torch.from_numpy(sample_labels(seed, n, num_classes)) if num_classes else None
+        out = [generator(*_inputs(z, y, slice(i, i + batch_size), device)).float().cpu()
+               for i in range(0, n, batch_size)]
     finally:
         generator.train(was_training)
     return torch.cat(out)
+
+
+def _inputs(z: torch.Tensor, y: torch.Tensor | None, rows: slice, device: torch.device) -> list[torch.Tensor]:
+    return [z[rows].to(device)] + ([] if y is None else [y[rows].to(device)])
 
 
 def evaluate(generator: nn.Module, cfg: TrainConfig, n: int = DEFAULTS["n"], seed: int = DEFAULTS["seed"],
@@ -78,16 +89,27 @@ def evaluate(generator: nn.Module, cfg: TrainConfig, n: int = DEFAULTS["n"], see
         raise TganError(f"tgan-eval has no metric for data {cfg.data.source!r} yet: it scores builtin:ring8, "
                         "grid25, mnist5k and digits; for other images write samples with tgan-sample and run "
                         "torch-fidelity (docs/evaluation.md)")
-    samples = generate(generator, cfg.model.latent_dim, n, seed)
+    num_classes = cfg.model.num_classes
+    samples = generate(generator, cfg.model.latent_dim, n, seed, num_classes=num_classes)
     result: dict[str, Any] = {"kind": kind, "data": cfg.data.source, "n": n, "seed": seed}
     if kind == "toy2d":
-        m = mode_metrics(samples.numpy(), MIXTURES[cfg.data.source.removeprefix(BUILTIN)])
+        mixture = MIXTURES[cfg.data.source.removeprefix(BUILTIN)]
+        m = mode_metrics(samples.numpy(), mixture)
         result["metrics"] = {"modes": m.modes, "hq_percent": m.hq_percent, "reverse_kl": m.reverse_kl}
         result["details"] = {"total_modes": m.total_modes, "per_mode_counts": m.per_mode_counts,
                              "hq_threshold_std": DEFAULTS["hq_threshold_std"]}
         result["feature_space"] = "raw 2-D points (PacGAN protocol)"
+        if num_classes:
+            _add_conditional(result, nearest_centre(samples.numpy(), mixture), seed, num_classes)
         return result
-    return result | _digit_metrics(samples, cfg, classifier, progress)
+    return result | _digit_metrics(samples, cfg, classifier, progress, seed)
+
+
+def _add_conditional(result: dict[str, Any], judged: np.ndarray, seed: int, num_classes: int) -> None:
+    """conditional_accuracy (class average) into the metrics, per class into the details."""
+    per_class = per_class_accuracy(judged, sample_labels(seed, len(judged), num_classes), num_classes)
+    result["metrics"]["conditional_accuracy"] = average_accuracy(per_class)
+    result["details"]["conditional_accuracy_per_class"] = per_class
 
 
 def real_reference(classifier: TrainedClassifier, resolution: int) -> torch.Tensor:
@@ -97,7 +119,7 @@ def real_reference(classifier: TrainedClassifier, resolution: int) -> torch.Tens
 
 
 def _digit_metrics(samples: torch.Tensor, cfg: TrainConfig, classifier: TrainedClassifier | None,
-                   progress: bool) -> dict[str, Any]:
+                   progress: bool, seed: int) -> dict[str, Any]:
     dataset = cfg.data.source.removeprefix(BUILTIN)
     clf = classifier if classifier is not None else load_classifier(dataset, progress=progress)
     if clf.recipe.dataset != dataset:
@@ -111,9 +133,11 @@ def _digit_metrics(samples: torch.Tensor, cfg: TrainConfig, classifier: TrainedC
         metrics = dict.fromkeys(("cfd", "kid", "kid_std", "precision", "recall", "class_coverage",
                                  "class_kl"), math.nan)
         counts = np.zeros(classes, dtype=np.int64)
+        predicted = np.full(len(samples), -1)
     else:
         fake_f, fake_logits = clf.features_and_logits(samples)
-        counts = np.bincount(fake_logits.argmax(1), minlength=classes)
+        predicted = np.asarray(fake_logits.argmax(1))
+        counts = np.bincount(predicted, minlength=classes)
         kid = kernel_distance(real_f, fake_f)
         prc = precision_recall(real_f, fake_f)
         metrics = {
@@ -123,7 +147,7 @@ def _digit_metrics(samples: torch.Tensor, cfg: TrainConfig, classifier: TrainedC
             "class_coverage": covered(counts, DEFAULTS["coverage_min_share"] * len(samples) / classes),
             "class_kl": kl_to_uniform(counts),
         }
-    return {
+    result: dict[str, Any] = {
         "metrics": metrics,
         "details": {"class_counts": [int(c) for c in counts], "nonfinite_samples": nonfinite,
                     "total_classes": classes, "real_reference": f"{len(real_f)} held-out {dataset} digits",
@@ -132,3 +156,6 @@ def _digit_metrics(samples: torch.Tensor, cfg: TrainConfig, classifier: TrainedC
         "feature_space": f"{clf.model.feature_dim}-d penultimate features of the project's {dataset} classifier "
                          "(comparable within this project only)",
     }
+    if cfg.model.num_classes:
+        _add_conditional(result, predicted, seed, cfg.model.num_classes)
+    return result

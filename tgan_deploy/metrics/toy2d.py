@@ -43,9 +43,7 @@ def mode_metrics(points: np.ndarray, mixture: Mixture,
     if points.ndim != 2 or points.shape[1] != mixture.centres.shape[1] or len(points) == 0:
         raise TganError(f"expected generated points of shape [n, {mixture.centres.shape[1]}] with n >= 1, "
                         f"got {list(points.shape)}: evaluate a generator trained on a 2-D mixture")
-    stds = np.broadcast_to(np.asarray(mixture.std, dtype=np.float64), (len(mixture.centres),))
-    # [n, K] normalised distances; the nearest centre is the one with the smallest normalised distance.
-    dist = np.linalg.norm(points[:, None, :] - mixture.centres[None, :, :], axis=2) / stds[None, :]
+    dist = _normalised_distances(points, mixture)
     nearest = np.argmin(np.nan_to_num(dist, nan=np.inf), axis=1)
     nearest_dist = dist[np.arange(len(points)), nearest]
     hq = nearest_dist < threshold_std  # strict, as the reference; NaN points are never HQ
@@ -58,3 +56,15 @@ def mode_metrics(points: np.ndarray, mixture: Mixture,
         per_mode_counts=[int(c) for c in counts],
         n=len(points),
     )
+
+
+def nearest_centre(points: np.ndarray, mixture: Mixture) -> np.ndarray:
+    """int64 [n]: the index of each point's nearest centre (normalised distance, as mode_metrics assigns)."""
+    dist = _normalised_distances(np.asarray(points, dtype=np.float64), mixture)
+    return np.argmin(np.nan_to_num(dist, nan=np.inf), axis=1)
+
+
+def _normalised_distances(points: np.ndarray, mixture: Mixture) -> np.ndarray:
+    """[n, K] distance of each point to each centre divided by the centre's std."""
+    stds = np.broadcast_to(np.asarray(mixture.std, dtype=np.float64), (len(mixture.centres),))
+    return np.linalg.norm(points[:, None, :] - mixture.centres[None, :, :], axis=2) / stds[None, :]

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from tgan_deploy.models.conditioning import generator_input, make_label_embedding
 from tgan_deploy.models.layers import batch_norm, conv_up, init_weights
 
 
@@ -24,13 +25,16 @@ def generator_channels(resolution: int, base: int) -> list[int]:
 
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int, resolution: int, channels: int, base_channels: int = 64,
-                 layer_defaults: str = "keras") -> None:
+                 layer_defaults: str = "keras", num_classes: int = 0, label_embed_dim: int = 0) -> None:
         super().__init__()
         widths = generator_channels(resolution, base_channels)
         self.latent_dim, self.resolution, self.channels = latent_dim, resolution, channels
+        self.num_classes = num_classes
         self.start_channels = widths[0]
+        self.label_embedding = make_label_embedding(num_classes, label_embed_dim)
+        stem_inputs = latent_dim + (label_embed_dim if num_classes else 0)
         self.stem = nn.Sequential(
-            nn.Linear(latent_dim, 4 * 4 * widths[0]),
+            nn.Linear(stem_inputs, 4 * 4 * widths[0]),
             batch_norm(4 * 4 * widths[0], layer_defaults, dims=1),
             nn.ReLU(),
         )
@@ -41,7 +45,7 @@ class DCGANGenerator(nn.Module):
         self.body = nn.Sequential(*blocks)
         init_weights(self, layer_defaults)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z [B, latent_dim] -> images [B, channels, resolution, resolution] in [-1, 1]."""
-        x = self.stem(z).view(z.shape[0], self.start_channels, 4, 4)
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """z [B, latent_dim] (and label int64 [B] if conditional) -> images [B, channels, R, R] in [-1, 1]."""
+        x = self.stem(generator_input(self.label_embedding, z, label)).view(z.shape[0], self.start_channels, 4, 4)
         return self.body(x)

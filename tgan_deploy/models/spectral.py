@@ -45,11 +45,11 @@ class FaithfulSpectralNorm(nn.Module):
 
 
 def apply_spectral_norm(module: ModuleT, mode: str) -> ModuleT:
-    """Spectral-normalise every conv/linear kernel in `module` (and BN gammas in faithful mode)."""
+    """Spectral-normalise every conv/linear kernel and embedding table in `module` (and BN gammas in faithful mode)."""
     if mode == "none":
         return module
     for m in list(module.modules()):
-        if isinstance(m, nn.Conv2d | nn.Linear):
+        if isinstance(m, nn.Conv2d | nn.Linear | nn.Embedding):
             if mode == "faithful":
                 parametrize.register_parametrization(m, "weight", FaithfulSpectralNorm())
             else:

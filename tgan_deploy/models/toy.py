@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tgan_deploy.models.conditioning import generator_input, make_label_embedding
 from tgan_deploy.models.layers import batch_norm, init_weights
 
 DATA_DIM = 2
@@ -14,11 +15,13 @@ DATA_DIM = 2
 
 class MLPGenerator(nn.Module):
     def __init__(self, latent_dim: int = 2, hidden: int = 400, depth: int = 4,
-                 layer_defaults: str = "keras") -> None:
+                 layer_defaults: str = "keras", num_classes: int = 0, label_embed_dim: int = 0) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.label_embedding = make_label_embedding(num_classes, label_embed_dim)
         layers: list[nn.Module] = []
-        width = latent_dim
+        width = latent_dim + (label_embed_dim if num_classes else 0)
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), batch_norm(hidden, layer_defaults, dims=1), nn.ReLU()]
             width = hidden
@@ -26,9 +29,9 @@ class MLPGenerator(nn.Module):
         self.body = nn.Sequential(*layers)
         init_weights(self, layer_defaults)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z [B, latent_dim] -> points [B, 2]."""
-        return self.body(z)
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """z [B, latent_dim] (and label int64 [B] if conditional) -> points [B, 2]."""
+        return self.body(generator_input(self.label_embedding, z, label))
 
 
 class MLPEncoder(nn.Module):

@@ -23,6 +23,7 @@ OVERRIDES = {
     "out": "run.out",
     "device": "run.device",
     "seed": "run.seed",
+    "conditional": "data.conditional",
 }
 
 
@@ -68,6 +69,9 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="auto: CUDA when torch sees a GPU, else CPU.")
 @click.option("--seed", type=int, default=None, help="Seed for initial weights, data order, latents and pairs.")
+@click.option("--conditional", is_flag=True, default=None,
+              help="Train class-conditionally on the data's labels (class sub-folders, an .npz 'labels' array, "
+                   "the builtins' digits / mixture components); the classes go into the checkpoint and exports.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its newest checkpoint (reads its config.yaml unless --config "
                    "is given; options still override, e.g. a larger --steps). Starts fresh if it has none.")
@@ -78,13 +82,14 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
                    "applied last).")
 def main(config: str | None, data: str | None, objective: str | None, pairing: str | None,
          resolution: int | None, batch_size: int | None, steps: int | None, out: str | None, device: str | None,
-         seed: int | None, resume: bool, force: bool, sets: tuple[str, ...]) -> None:
+         seed: int | None, conditional: bool | None, resume: bool, force: bool, sets: tuple[str, ...]) -> None:
     """Train a T-GAN (or a baseline GAN) and write a run directory.
 
     \b
     Examples:
       tgan-train --data builtin:ring8 --steps 3000 --out runs/ring   # the 2-D preset, nothing else needed
       tgan-train --data builtin:mnist5k --out runs/mnist                 # preset: 1 channel, 32 px
+      tgan-train --data builtin:mnist5k --conditional --out runs/cmnist  # G(z, digit)
       tgan-train --out runs/mnist --resume
       torchrun --nproc_per_node 2 -m tgan_deploy.train --config cfg.yaml --out runs/ddp
 
@@ -94,7 +99,7 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
     from tgan_deploy.train.loop import train
 
     values = dict(data=data, objective=objective, pairing=pairing, resolution=resolution, batch_size=batch_size,
-                  steps=steps, out=out, device=device, seed=seed)
+                  steps=steps, out=out, device=device, seed=seed, conditional=conditional or None)
     overrides: dict[str, Any] = {OVERRIDES[k]: v for k, v in values.items() if v is not None}
     overrides.update(parse_set(sets))
     cfg, provenance = resolve_config(config, out, resume, overrides)

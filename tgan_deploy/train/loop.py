@@ -34,7 +34,7 @@ from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
-from tgan_deploy.train import distributed, plots, rundir, state
+from tgan_deploy.train import conditional, distributed, plots, rundir, state
 from tgan_deploy.train.ema import EMA
 from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
 from tgan_deploy.train.runlock import run_lock
@@ -102,7 +102,10 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     np.random.seed(cfg.run.seed)
     random.seed(cfg.run.seed)
 
-    # -- run directory and data ----------------------------------------------------------------
+    # -- data (labels decide the model's classes), then the run directory ------------------------
+    dataset = load_dataset(cfg.data.source, cfg.model, cfg.data)
+    conditional.configure(cfg, dataset, provenance, say=lambda line: print(line, file=sys.stderr, flush=True)
+                          if ctx.is_main else None)
     if ctx.is_main:
         rundir.prepare(run_dir, resume=resume, force=force)
     distributed.barrier(ctx)
@@ -110,8 +113,8 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
                         f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
     local_batch = cfg.optim.batch_size // ctx.world_size
-    dataset = load_dataset(cfg.data.source, cfg.model, cfg.data)
-    stream = make_loader(dataset, local_batch, seed=cfg.run.seed, shuffle=True, workers=cfg.data.workers,
+    stream = make_loader(dataset.labelled() if cfg.data.conditional else dataset, local_batch, seed=cfg.run.seed,
+                         shuffle=True, workers=cfg.data.workers,
                          pin_memory=device.type == "cuda", distributed=ctx.enabled, rank=ctx.rank,
                          world_size=ctx.world_size, drop_last=True)
     batches_per_iteration = cfg.optim.critic_steps + cfg.optim.generator_steps
@@ -163,8 +166,12 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         z = torch.randn(cfg.optim.batch_size, cfg.model.latent_dim, generator=noise_rng, device=device)
         return z[global_rows]
 
-    def next_real(batches: Iterator[torch.Tensor]) -> torch.Tensor:
-        return next(batches).to(device, non_blocking=True)
+    def next_real(batches: Iterator[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A real batch and its labels (None unless conditional: the fakes are then drawn on these labels)."""
+        batch = next(batches)
+        if not cfg.data.conditional:
+            return batch.to(device, non_blocking=True), None
+        return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
 
     logger = RunLogger(run_dir, cfg.run.steps, step, enabled=ctx.is_main, tensorboard=cfg.run.tensorboard)
     stop = StopRequest()
@@ -176,11 +183,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                 try:
                     # 1. critic steps
                     for _ in range(cfg.optim.critic_steps):
-                        x_real = next_real(batches)
+                        x_real, labels = next_real(batches)
                         with torch.no_grad(), autocast:
-                            x_fake = G(draw_z())
+                            x_fake = G(draw_z(), labels)
                         with autocast:
-                            a, b, penalty = critic_train(x_real, x_fake, objective.gradient_penalty)
+                            a, b, penalty = critic_train(x_real, x_fake, objective.gradient_penalty, labels)
                         d_loss = objective.critic_loss(a.float(), b.float())
                         if penalty is not None:
                             d_loss = d_loss + cfg.objective.gp_weight * penalty.float()
@@ -192,10 +199,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                     # 2. generator steps (E and D frozen, still in train mode)
                     critic.requires_grad_(False)
                     for _ in range(cfg.optim.generator_steps):
-                        x_real = next_real(batches)
+                        x_real, labels = next_real(batches)
                         with autocast:
-                            x_fake = G_train(draw_z())
-                            a, b, _ = scorer(x_real if objective.generator_uses_real else None, x_fake)
+                            x_fake = G_train(draw_z(), labels)
+                            a, b, _ = scorer(x_real if objective.generator_uses_real else None, x_fake,
+                                             labels=labels)
                         g_loss = objective.generator_loss(a.float(), b.float())
                         opt_g.zero_grad(set_to_none=True)
                         g_loss.backward()
@@ -324,6 +332,7 @@ class Parts:
         return {
             "config": self.cfg.to_dict(),
             "step": step,
+            "classes": list(self.cfg.model.classes),
             "generator": self.G.state_dict(),
             "generator_ema": self.ema.model.state_dict() if self.ema is not None else None,
             "critic": self.critic.state_dict(),
@@ -419,13 +428,15 @@ def write_samples(parts: Parts, run_dir: Path, step: int, dataset: Any) -> None:
     if cfg.model.arch == "mlp":
         z = torch.from_numpy(latents(range(TOY_SAMPLE_POINTS), cfg.model.latent_dim)).to(device)
         path = run_dir / rundir.SAMPLES_DIR / f"step-{step:08d}.png"
-        plots.save_scatter(model(z), toy_reference(cfg.data.source, dataset), path,
+        labels = conditional.sample_labels(TOY_SAMPLE_POINTS, cfg.model.num_classes, device=device)
+        plots.save_scatter(model(z, labels), toy_reference(cfg.data.source, dataset), path,
                            f"{cfg.objective.name}, iteration {step}")
     else:
         n = cfg.run.sample_grid
         z = torch.from_numpy(latents(range(n * n), cfg.model.latent_dim)).to(device)
         path = run_dir / rundir.SAMPLES_DIR / f"step-{step:08d}.png"
-        plots.save_image_grid(model(z), path, nrow=n)
+        labels = conditional.sample_labels(n * n, cfg.model.num_classes, per_label=n, device=device)  # row = class
+        plots.save_image_grid(model(z, labels), path, nrow=n)
     model.train(was_training)
     state._link_atomic(path, run_dir / rundir.LATEST_SAMPLES)
     records = read_metrics(run_dir)

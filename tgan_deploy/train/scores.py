@@ -32,22 +32,25 @@ class GlobalScores(nn.Module):
                  pair_rng: torch.Generator, noise_rng: torch.Generator) -> None:
         super().__init__()
         self.critic = critic  # local scores (gradient penalty); shares every parameter with `global_critic`
-        self.global_critic = Critic(_GatheredEncoder(critic.encoder, ctx), critic.head)
+        self.global_critic = Critic(_GatheredEncoder(critic.encoder, ctx), critic.head, critic.projection)
         self.objective = objective
         self.cfg = cfg
         self.world_size = ctx.world_size
+        self.ctx = ctx
         self.pair_rng = pair_rng
         self.noise_rng = noise_rng
 
-    def forward(self, x_real: torch.Tensor | None, x_fake: torch.Tensor,
-                with_penalty: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(a, b) for the objective's loss functions, plus WGAN-GP's penalty on this rank's batch if asked."""
+    def forward(self, x_real: torch.Tensor | None, x_fake: torch.Tensor, with_penalty: bool = False,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(a, b) for the objective's loss functions, plus WGAN-GP's penalty on this rank's batch if asked.
+        `labels`: the class of real i and fake i (conditional training), so pairs stay within a class."""
         n = x_fake.shape[0] * self.world_size
-        pairs = make_pairs(self.cfg.pairing, n, n, x_fake.device, self.pair_rng) if self.objective.pairwise \
-            else "index"
-        a, b = scores(self.objective, self.global_critic, x_real, x_fake, pairs, self.cfg.pair_impl)
+        global_labels = None if labels is None else gather_cat(labels, self.ctx)
+        pairs = make_pairs(self.cfg.pairing, n, n, x_fake.device, self.pair_rng, global_labels) \
+            if self.objective.pairwise else "index"
+        a, b = scores(self.objective, self.global_critic, x_real, x_fake, pairs, self.cfg.pair_impl, global_labels)
         penalty = None
         if with_penalty:
             assert x_real is not None
-            penalty = gradient_penalty(self.critic, x_real, x_fake, generator=self.noise_rng)
+            penalty = gradient_penalty(self.critic, x_real, x_fake, generator=self.noise_rng, labels=labels)
         return a, b, penalty
