@@ -25,12 +25,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(model: Path, *args: str, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """(base URL, process) of `python -m tgan_deploy.serve MODEL --port P ARGS`, ready to answer."""
+def running_server(model: Path, *args: str, log: Path, command: list[str] | None = None,
+                   env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """(base URL, process) of `python -m tgan_deploy.serve MODEL --port P ARGS`, ready to answer.
+
+    `command` and `env` replace that command and this checkout's environment (e.g. another install's tgan-serve).
+    """
     port = free_port()
+    command = command or [sys.executable, "-m", "tgan_deploy.serve"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tgan_deploy.serve", str(model), "--port", str(port),
-                                 "--threads", "1", *args], stdout=out, stderr=subprocess.STDOUT, env=repo_env())
+        proc = subprocess.Popen([*command, str(model), "--port", str(port), "--threads", "1", *args], stdout=out,
+                                stderr=subprocess.STDOUT, env=env or repo_env())
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S

