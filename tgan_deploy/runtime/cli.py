@@ -13,7 +13,7 @@ from tgan_deploy.cli import TganCommand, int_list
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
 from tgan_deploy.runtime.latents import check_latent_options, check_seeds
-from tgan_deploy.runtime.provenance import info_text, png_text, provenance
+from tgan_deploy.runtime.provenance import info_text, label_info, png_text, provenance
 from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk_cli import sample_walk, walk_options
 
@@ -58,6 +58,9 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
               help="A directory (streamed in --format, with manifest.json, any N; toy models: points.npz), "
                    "FILE.npz (images or points + seeds), or FILE.png (one grid; toy models: a scatter plot).")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Grid columns [default: square-ish].")
+@click.option("--label", default=None,
+              help="Class-conditional models: the class of every image, by name or index (e.g. 7 or seven). "
+                   "Without it, --out FILE.png shows every class (one row each) for the same seeds.")
 @click.option("--format", "image_format", default="png", show_default=True,
               help="Directory --out: png|jpeg|webp (seed-XXXXXX.* files), npy (images.npy + seeds.npy) or tar "
                    "(WebDataset shards). See docs/bulk.md.")
@@ -76,7 +79,8 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @max_batch_option
 @threads_option
 def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, out: Path | None, columns: int | None,
-                image_format: str, shard_size: int, shard: str | None, resume: bool, force: bool, verify: bool,
+                label: str | None, image_format: str, shard_size: int, shard: str | None, resume: bool, force: bool,
+                verify: bool,
                 truncation: float | None, psi: float | None, backend: str, device: str, max_batch: int,
                 threads: int | None, **walk: Any) -> None:
     from tgan_deploy.runtime import bulk
@@ -90,7 +94,7 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
         raise TganError("give one MODEL and --out (or --verify DIR...): see tgan-sample --help")
     if any(value is not None for value in walk.values()):  # --walk and its options: tgan_deploy/runtime/walk_cli.py
         return sample_walk(lambda: _open(model[0], backend, device, max_batch, threads), out, columns, truncation,
-                           psi, seeds, **walk)
+                           psi, seeds, label, **walk)
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
     explicit = int_list(seeds, "--seeds") if seeds is not None else None
@@ -106,6 +110,9 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
     with _open(model[0], backend, device, max_batch, threads) as sampler:
         info = provenance(sampler, truncation=truncation, psi=psi)  # recorded in every file written
         if plan is not None and sampler.kind == "image":
+            if sampler.num_classes:
+                raise TganError("a directory --out of a class-conditional model is not written yet (--per-class is "
+                                "planned): write FILE.npz or FILE.png with --label CLASS")
             from tgan_deploy.runtime.bulk.console import write_with_progress
 
             options = bulk.BulkOptions(image_format, truncation, psi, resume=resume, force=force,
@@ -114,22 +121,34 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
             return
         if plan is not None:  # a toy model: its points go to DIR/points.npz (the plan is never listed for images)
             seed_list = list(plan.seeds)
+        labels: np.ndarray | None
+        if sampler.num_classes and label is None and out.suffix.lower() == ".png":  # rows: classes; columns: seeds
+            columns = columns or len(seed_list)
+            labels = np.repeat(np.arange(sampler.num_classes), len(seed_list))
+            seed_list = seed_list * sampler.num_classes
+        else:
+            labels = sampler.check_labels(label, len(seed_list))
+            info.update(label_info(sampler, label))
         step = sampler.max_batch
-        chunks = [seed_list[i:i + step] for i in range(0, len(seed_list), step)]
-        with click.progressbar(chunks, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
-            result = np.concatenate([sampler.sample(chunk, truncation=truncation, psi=psi) for chunk in bar])
+        starts = range(0, len(seed_list), step)
+        with click.progressbar(starts, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
+            result = np.concatenate([sampler.sample(seed_list[i:i + step], truncation=truncation, psi=psi,
+                                                    labels=None if labels is None else labels[i:i + step])
+                                     for i in bar])
         points = sampler.kind == "points"
         what = "points" if points else "images"
         suffix = out.suffix.lower()
         npz_info = np.asarray(info_text({**info, "seeds": seed_list}))
+        arrays = {"seeds": np.asarray(seed_list), "provenance": npz_info,
+                  **({} if labels is None else {"labels": labels})}
         if suffix == ".npz":
-            img.save_npz(out, **{what: result, "seeds": np.asarray(seed_list), "provenance": npz_info})
+            img.save_npz(out, **{what: result}, **arrays)
         elif suffix == ".png":
             img.save_png(out, img.scatter_image(result) if points else img.make_grid(result, columns),
-                         {**info, "seeds": seed_list})
+                         {**info, "seeds": seed_list, **({} if labels is None else {"labels": labels.tolist()})})
         else:
             out = out / "points.npz"
-            img.save_npz(out, points=result, seeds=np.asarray(seed_list), provenance=npz_info)
+            img.save_npz(out, points=result, **arrays)
         click.echo(f"wrote {len(seed_list)} {what} to {out} ({sampler.backend}: {', '.join(sampler.providers)})")
 
 
