@@ -4,8 +4,10 @@ and tgan-serve (index or class name; the same seed is the same z under every lab
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import httpx
@@ -172,3 +174,60 @@ def test_serve_oip_takes_an_optional_label_input(server: str, tiny_models: TinyM
     body["inputs"][1]["data"] = [2, 0, 5]
     refused = httpx.post(f"{server}/v2/models/cond/infer", json=body, timeout=30)
     assert refused.status_code == 400 and "label 5 is out of range" in refused.text
+
+
+def test_bulk_per_class_writes_every_class_in_its_directory(tiny_models: TinyModels, tmp_path: Path) -> None:
+    done = tgan("sample", str(tiny_models.cond_export), "--per-class", "3", "--seed", "5", "--out", "png",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "of 3 classes" in done.stdout
+    record = json.loads((tmp_path / "png" / "classes.json").read_text())
+    assert [(c["label"], c["class"], c["dir"]) for c in record["classes"]] == [
+        (0, "cat", "cat"), (1, "dog", "dog"), (2, "seven", "seven")]
+    with Sampler.open(tiny_models.cond_export) as sampler:
+        for index, name in enumerate(COND_CLASSES):
+            job = json.loads((tmp_path / "png" / name / "manifest.json").read_text())["job"]
+            assert (job["label"], job["class"]) == (index, name)
+            files = sorted(p.name for p in (tmp_path / "png" / name).glob("seed-*.png"))
+            assert files == ["seed-000005.png", "seed-000006.png", "seed-000007.png"]
+            expected = sampler.sample([5, 6, 7], labels=index)
+            for image, file in zip(expected, files, strict=True):
+                assert np.array_equal(np.asarray(Image.open(tmp_path / "png" / name / file)), image)
+    again = tgan("sample", str(tiny_models.cond_export), "--per-class", "3", "--seed", "5", "--out", "png",
+                 cwd=tmp_path)
+    assert again.returncode == 0 and "wrote 0 images of 3 classes" in again.stdout  # complete: nothing rewritten
+
+
+def test_bulk_per_class_tar_and_npy_carry_labels_and_verify_across_shards(tiny_models: TinyModels,
+                                                                          tmp_path: Path) -> None:
+    for shard in ("0/2", "1/2"):
+        done = tgan("sample", str(tiny_models.cond_export), "--per-class", "4", "--format", "tar", "--shard-size", "2",
+                    "--shard", shard, "--out", f"tar-{shard[0]}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    with tarfile.open(tmp_path / "tar-0" / "dog" / "shard-000000.tar") as tar:
+        names = tar.getnames()
+        assert names[:3] == ["000000.png", "000000.json", "000000.cls"]
+        assert tar.extractfile("000000.cls").read() == b"1"  # type: ignore[union-attr]
+        assert json.loads(tar.extractfile("000000.json").read())["class"] == "dog"  # type: ignore[union-attr]
+    verified = tgan("sample", "--verify", "tar-0", "tar-1", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.count("complete, no overlap") == 3  # one union per class
+    alone = tgan("sample", "--verify", "tar-0", cwd=tmp_path)
+    assert alone.returncode != 0 and "pass every shard's directory" in alone.stderr
+    done = tgan("sample", str(tiny_models.cond_export), "--per-class", "2", "--format", "npy", "--out", "npy",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "npy" / "seven" / "labels.npy").tolist() == [2, 2]
+    assert tgan("sample", "--verify", "npy", cwd=tmp_path).returncode == 0
+
+
+def test_bulk_of_a_conditional_model_needs_its_classes(tiny_models: TinyModels, tmp_path: Path) -> None:
+    done = tgan("sample", str(tiny_models.cond_export), "--n", "4", "--out", "dir", cwd=tmp_path)
+    assert done.returncode == 2 and "add --per-class N" in done.stderr and done.stderr.count("\n") == 1
+    plain = tgan("sample", str(tiny_models.export), "--per-class", "2", "--out", "dir", cwd=tmp_path)
+    assert plain.returncode == 2 and "needs a class-conditional model" in plain.stderr
+    assert not (tmp_path / "dir").exists()
+    one = tgan("sample", str(tiny_models.cond_export), "--n", "2", "--label", "dog", "--format", "npy", "--out", "one",
+               cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert np.load(tmp_path / "one" / "labels.npy").tolist() == [1, 1]

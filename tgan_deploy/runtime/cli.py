@@ -64,6 +64,9 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @click.option("--format", "image_format", default="png", show_default=True,
               help="Directory --out: png|jpeg|webp (seed-XXXXXX.* files), npy (images.npy + seeds.npy) or tar "
                    "(WebDataset shards). See docs/bulk.md.")
+@click.option("--per-class", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Class-conditional models, directory --out: N images of every class (seeds SEED .. SEED+N-1, "
+                   "or --seeds), each class in DIR/CLASS/ (docs/bulk.md).")
 @click.option("--shard-size", type=int, default=1000, show_default=True,
               help="Images per part: one tar shard, and the unit of --resume and checksums for every format.")
 @click.option("--shard", "shard", default=None, metavar="I/N",
@@ -79,10 +82,9 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @max_batch_option
 @threads_option
 def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, out: Path | None, columns: int | None,
-                label: str | None, image_format: str, shard_size: int, shard: str | None, resume: bool, force: bool,
-                verify: bool,
-                truncation: float | None, psi: float | None, backend: str, device: str, max_batch: int,
-                threads: int | None, **walk: Any) -> None:
+                label: str | None, image_format: str, per_class: int | None, shard_size: int, shard: str | None,
+                resume: bool, force: bool, verify: bool, truncation: float | None, psi: float | None, backend: str,
+                device: str, max_batch: int, threads: int | None, **walk: Any) -> None:
     from tgan_deploy.runtime import bulk
     from tgan_deploy.runtime import images as img
 
@@ -98,26 +100,35 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
     explicit = int_list(seeds, "--seeds") if seeds is not None else None
-    if out.suffix and (image_format != "png" or shard or resume or force):
-        raise TganError("--format, --shard, --resume and --force apply to a directory --out, not FILE.npz/.png")
+    if out.suffix and (image_format != "png" or shard or resume or force or per_class):
+        raise TganError("--format, --per-class, --shard, --resume and --force apply to a directory --out, not "
+                        "FILE.npz/.png")
+    if per_class is not None and label is not None:
+        raise TganError("--per-class writes every class: drop --label (or drop --per-class and use --n)")
     plan: bulk.SeedPlan | None = None  # a directory --out: the streaming bulk writer's seeds
     if out.suffix:
         seed_list = check_seeds(explicit if explicit is not None else Sampler.seed_list(n=n, seed=seed))
     else:  # bad bulk options fail before the model loads
         bulk.check_format(image_format)
-        plan = bulk.SeedPlan.from_options(n, seed, explicit, shard_size, bulk.parse_shard(shard))
+        plan = bulk.SeedPlan.from_options(per_class or n, seed, explicit, shard_size, bulk.parse_shard(shard))
     check_latent_options(truncation, psi)  # before the model loads: bad input fails at once
     with _open(model[0], backend, device, max_batch, threads) as sampler:
         info = provenance(sampler, truncation=truncation, psi=psi)  # recorded in every file written
         if plan is not None and sampler.kind == "image":
-            if sampler.num_classes:
-                raise TganError("a directory --out of a class-conditional model is not written yet (--per-class is "
-                                "planned): write FILE.npz or FILE.png with --label CLASS")
             from tgan_deploy.runtime.bulk.console import write_with_progress
 
+            if sampler.num_classes and per_class is None and label is None:
+                raise TganError("this model is class-conditional: add --per-class N (N images of every class) or "
+                                f"--label CLASS (one class; classes: {', '.join(sampler.classes[:20])})")
+            if per_class is not None and not sampler.num_classes:
+                raise TganError("--per-class needs a class-conditional model; this one has no classes: use --n")
+            if per_class is None:
+                sampler.check_labels(label, 1)  # an unconditional model takes no --label; a bad one fails here
+            index = None if label is None else sampler.label_index(label)
             options = bulk.BulkOptions(image_format, truncation, psi, resume=resume, force=force,
+                                       label=index, class_name=None if index is None else sampler.class_name(index),
                                        png_text=lambda s: png_text({**info, "seed": int(s)}))
-            click.echo(write_with_progress(sampler, model[0], plan, out, options))
+            click.echo(write_with_progress(sampler, model[0], plan, out, options, per_class=per_class is not None))
             return
         if plan is not None:  # a toy model: its points go to DIR/points.npz (the plan is never listed for images)
             seed_list = list(plan.seeds)
