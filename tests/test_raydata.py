@@ -99,3 +99,17 @@ def test_rays_webdataset_writer_writes_our_sample_layout(cluster: None, tiny_mod
         expected = sampler.sample(range(20, 30))
     got = np.stack([np.asarray(Image.open(io.BytesIO(members[f"{s:06d}.png"]))) for s in range(20, 30)])
     assert np.array_equal(got, expected)
+
+
+def test_rows_of_a_conditional_model_carry_their_label(cluster: None, tiny_models: TinyModels) -> None:
+    one = sorted(sample_dataset(tiny_models.cond_export, n=4, seed=2, labels="dog").take_all(),
+                 key=lambda r: int(r["seed"]))
+    per_seed = sorted(sample_dataset(tiny_models.cond_export, seeds=[9, 3], labels=["seven", 0]).take_all(),
+                      key=lambda r: int(r["seed"]))
+    with Sampler.open(tiny_models.cond_export) as sampler:
+        assert [int(r["label"]) for r in one] == [1] * 4
+        assert np.array_equal(np.stack([r["image"] for r in one]), sampler.sample(range(2, 6), labels="dog"))
+        assert [(int(r["seed"]), int(r["label"])) for r in per_seed] == [(3, 0), (9, 2)]
+        assert np.array_equal(np.stack([r["image"] for r in per_seed]), sampler.sample([3, 9], labels=[0, 2]))
+    with pytest.raises(TganError, match="one label per row needs seeds"):
+        sample_dataset(tiny_models.cond_export, n=2, labels=[0, 1])

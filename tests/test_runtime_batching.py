@@ -21,6 +21,7 @@ from tgan_deploy.runtime import (
     latents,
 )
 from tgan_deploy.runtime.images import to_uint8
+from tgan_deploy.runtime.labels import Labels
 
 TIMEOUT = 60  # seconds: any future not done by then is a deadlock
 
@@ -50,12 +51,12 @@ class GatedSampler(Sampler):
         self.poison: np.ndarray | None = None
         self.batch_sizes: list[int] = []
 
-    def sample_latents(self, z: np.ndarray) -> np.ndarray:
+    def sample_latents(self, z: np.ndarray, labels: Labels = None) -> np.ndarray:
         assert self.gate.wait(TIMEOUT)
         self.batch_sizes.append(len(z))
         if self.poison is not None and (z == self.poison).all(axis=1).any():
             raise RuntimeError("poisoned row")
-        return super().sample_latents(z)
+        return super().sample_latents(z, labels)
 
 
 def test_batched_results_match_direct(sampler: Sampler) -> None:

@@ -9,12 +9,14 @@ from tgan_deploy.runtime.errors import (
     BackendUnavailableError,
     BatcherClosedError,
     EngineMismatchError,
+    InvalidLabelError,
     InvalidLatentError,
     InvalidLatentOptionError,
     InvalidSeedError,
     ModelLoadError,
     QueueFullError,
 )
+from tgan_deploy.runtime.labels import resolve_labels
 from tgan_deploy.runtime.latents import interpolate_latents, latent, latents
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -23,6 +25,7 @@ __all__ = [
     "BatcherClosedError",
     "BatchingSampler",
     "EngineMismatchError",
+    "InvalidLabelError",
     "InvalidLatentError",
     "InvalidLatentOptionError",
     "InvalidSeedError",
@@ -32,4 +35,5 @@ __all__ = [
     "interpolate_latents",
     "latent",
     "latents",
+    "resolve_labels",
 ]

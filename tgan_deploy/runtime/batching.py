@@ -3,6 +3,7 @@
     with BatchingSampler(sampler, max_batch=32) as batcher:
         future = batcher.submit([7, 8])        # from any thread
         images = future.result(timeout=5)       # uint8 [2, H, W, C]: exactly seeds 7 and 8
+        cats = batcher.submit([7], labels="cat")  # class-conditional models: requests of any labels share batches
 
 Semantics (docs/runtime.md has the full story):
 - Grouping (continuous batching, the default `max_delay_ms=0`): one worker thread, as soon as it is free,
@@ -39,6 +40,7 @@ import numpy as np
 
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.errors import BatcherClosedError, QueueFullError
+from tgan_deploy.runtime.labels import Labels
 from tgan_deploy.runtime.latents import latents
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -48,6 +50,7 @@ LOG = logging.getLogger(__name__)
 @dataclasses.dataclass
 class _Request:
     z: np.ndarray
+    labels: np.ndarray | None  # int64 [len(z)] for a class-conditional model, else None
     future: Future[np.ndarray]
 
 
@@ -72,32 +75,37 @@ class BatchingSampler:
 
     # -- callers -----------------------------------------------------------------------------------
     def submit(self, seeds: Iterable[int], *, truncation: float | None = None, psi: float | None = None,
-               block: bool = True, timeout: float | None = None) -> Future[np.ndarray]:
+               labels: Labels = None, block: bool = True, timeout: float | None = None) -> Future[np.ndarray]:
         """Queue one request; its Future gives uint8 [len(seeds), H, W, C] (points: float32 [len, 2]).
 
-        truncation, psi: the latent controls of `tgan_deploy.runtime.latents`; requests with different
-        controls share batches. Raises InvalidSeedError / InvalidLatentOptionError for bad input,
-        QueueFullError when the queue stays full (see module doc), BatcherClosedError after close().
+        truncation, psi: the latent controls of `tgan_deploy.runtime.latents`; labels: as `Sampler.sample` takes
+        them. Requests with different controls or labels share batches. Raises InvalidSeedError /
+        InvalidLatentOptionError / InvalidLabelError for bad input, QueueFullError when the queue stays full
+        (see module doc), BatcherClosedError after close().
         """
-        # computing the latents here validates them: a bad request never joins a batch
+        # computing the latents and labels here validates them: a bad request never joins a batch
         z = latents(seeds, self.sampler.latent_dim, truncation=truncation, psi=psi)
-        return self._enqueue(z, block, timeout)
+        return self._enqueue(z, self.sampler.check_labels(labels, len(z)), block, timeout)
 
-    def submit_latents(self, z: np.ndarray, *, block: bool = True, timeout: float | None = None
-                       ) -> Future[np.ndarray]:
-        """Queue latents float32 [n, latent_dim] (as `Sampler.sample_latents` takes them); same Future as `submit`.
+    def submit_latents(self, z: np.ndarray, labels: Labels = None, *, block: bool = True,
+                       timeout: float | None = None) -> Future[np.ndarray]:
+        """Queue latents float32 [n, latent_dim] (and labels, as `Sampler.sample_latents` takes them); same Future
+        as `submit`.
 
-        Raises InvalidLatentError for a wrong dtype or shape, an empty batch or NaN/Inf (in this thread).
+        Raises InvalidLatentError for a wrong dtype or shape, an empty batch or NaN/Inf, InvalidLabelError for
+        unusable labels (in this thread).
         """
-        return self._enqueue(self.sampler.check_latents(z), block, timeout)
+        z = self.sampler.check_latents(z)
+        return self._enqueue(z, self.sampler.check_labels(labels, len(z)), block, timeout)
 
     @property
     def queue_depth(self) -> int:
         """Requests waiting (not counting the batch that is running)."""
         return len(self._queue)
 
-    def _enqueue(self, z: np.ndarray, block: bool, timeout: float | None) -> Future[np.ndarray]:
-        request = _Request(z, Future())
+    def _enqueue(self, z: np.ndarray, labels: np.ndarray | None, block: bool, timeout: float | None
+                 ) -> Future[np.ndarray]:
+        request = _Request(z, labels, Future())
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
@@ -115,9 +123,9 @@ class BatchingSampler:
         return request.future
 
     def sample(self, seeds: Iterable[int], timeout: float | None = None, *, truncation: float | None = None,
-               psi: float | None = None) -> np.ndarray:
-        """submit + wait: the images of `seeds`, computed in a shared batch."""
-        return self.submit(seeds, truncation=truncation, psi=psi).result(timeout)
+               psi: float | None = None, labels: Labels = None) -> np.ndarray:
+        """submit + wait: the images of `seeds` (under `labels`), computed in a shared batch."""
+        return self.submit(seeds, truncation=truncation, psi=psi, labels=labels).result(timeout)
 
     # -- the worker ----------------------------------------------------------------------------------
     def _next_batch(self) -> list[_Request] | None:
@@ -159,7 +167,8 @@ class BatchingSampler:
 
     def _run(self, batch: list[_Request]) -> None:
         try:
-            images = self.sampler.sample_latents(np.concatenate([r.z for r in batch]))
+            labels = None if batch[0].labels is None else np.concatenate([r.labels for r in batch])  # type: ignore[misc]
+            images = self.sampler.sample_latents(np.concatenate([r.z for r in batch]), labels)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)

@@ -13,7 +13,7 @@ from tgan_deploy.cli import TganCommand, int_list
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
 from tgan_deploy.runtime.latents import check_latent_options, check_seeds
-from tgan_deploy.runtime.provenance import info_text, png_text, provenance
+from tgan_deploy.runtime.provenance import info_text, label_info, png_text, provenance
 from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk_cli import sample_walk, walk_options
 
@@ -58,9 +58,15 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
               help="A directory (streamed in --format, with manifest.json, any N; toy models: points.npz), "
                    "FILE.npz (images or points + seeds), or FILE.png (one grid; toy models: a scatter plot).")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Grid columns [default: square-ish].")
+@click.option("--label", default=None,
+              help="Class-conditional models: the class of every image, by name or index (e.g. 7 or seven). "
+                   "Without it, --out FILE.png shows every class (one row each) for the same seeds.")
 @click.option("--format", "image_format", default="png", show_default=True,
               help="Directory --out: png|jpeg|webp (seed-XXXXXX.* files), npy (images.npy + seeds.npy) or tar "
                    "(WebDataset shards). See docs/bulk.md.")
+@click.option("--per-class", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Class-conditional models, directory --out: N images of every class (seeds SEED .. SEED+N-1, "
+                   "or --seeds), each class in DIR/CLASS/ (docs/bulk.md).")
 @click.option("--shard-size", type=int, default=1000, show_default=True,
               help="Images per part: one tar shard, and the unit of --resume and checksums for every format.")
 @click.option("--shard", "shard", default=None, metavar="I/N",
@@ -76,9 +82,9 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @max_batch_option
 @threads_option
 def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, out: Path | None, columns: int | None,
-                image_format: str, shard_size: int, shard: str | None, resume: bool, force: bool, verify: bool,
-                truncation: float | None, psi: float | None, backend: str, device: str, max_batch: int,
-                threads: int | None, **walk: Any) -> None:
+                label: str | None, image_format: str, per_class: int | None, shard_size: int, shard: str | None,
+                resume: bool, force: bool, verify: bool, truncation: float | None, psi: float | None, backend: str,
+                device: str, max_batch: int, threads: int | None, **walk: Any) -> None:
     from tgan_deploy.runtime import bulk
     from tgan_deploy.runtime import images as img
 
@@ -90,46 +96,70 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
         raise TganError("give one MODEL and --out (or --verify DIR...): see tgan-sample --help")
     if any(value is not None for value in walk.values()):  # --walk and its options: tgan_deploy/runtime/walk_cli.py
         return sample_walk(lambda: _open(model[0], backend, device, max_batch, threads), out, columns, truncation,
-                           psi, seeds, **walk)
+                           psi, seeds, label, **walk)
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
     explicit = int_list(seeds, "--seeds") if seeds is not None else None
-    if out.suffix and (image_format != "png" or shard or resume or force):
-        raise TganError("--format, --shard, --resume and --force apply to a directory --out, not FILE.npz/.png")
+    if out.suffix and (image_format != "png" or shard or resume or force or per_class):
+        raise TganError("--format, --per-class, --shard, --resume and --force apply to a directory --out, not "
+                        "FILE.npz/.png")
+    if per_class is not None and label is not None:
+        raise TganError("--per-class writes every class: drop --label (or drop --per-class and use --n)")
     plan: bulk.SeedPlan | None = None  # a directory --out: the streaming bulk writer's seeds
     if out.suffix:
         seed_list = check_seeds(explicit if explicit is not None else Sampler.seed_list(n=n, seed=seed))
     else:  # bad bulk options fail before the model loads
         bulk.check_format(image_format)
-        plan = bulk.SeedPlan.from_options(n, seed, explicit, shard_size, bulk.parse_shard(shard))
+        plan = bulk.SeedPlan.from_options(per_class or n, seed, explicit, shard_size, bulk.parse_shard(shard))
     check_latent_options(truncation, psi)  # before the model loads: bad input fails at once
     with _open(model[0], backend, device, max_batch, threads) as sampler:
         info = provenance(sampler, truncation=truncation, psi=psi)  # recorded in every file written
         if plan is not None and sampler.kind == "image":
             from tgan_deploy.runtime.bulk.console import write_with_progress
 
+            if sampler.num_classes and per_class is None and label is None:
+                raise TganError("this model is class-conditional: add --per-class N (N images of every class) or "
+                                f"--label CLASS (one class; classes: {', '.join(sampler.classes[:20])})")
+            if per_class is not None and not sampler.num_classes:
+                raise TganError("--per-class needs a class-conditional model; this one has no classes: use --n")
+            if per_class is None:
+                sampler.check_labels(label, 1)  # an unconditional model takes no --label; a bad one fails here
+            index = None if label is None else sampler.label_index(label)
             options = bulk.BulkOptions(image_format, truncation, psi, resume=resume, force=force,
+                                       label=index, class_name=None if index is None else sampler.class_name(index),
                                        png_text=lambda s: png_text({**info, "seed": int(s)}))
-            click.echo(write_with_progress(sampler, model[0], plan, out, options))
+            click.echo(write_with_progress(sampler, model[0], plan, out, options, per_class=per_class is not None))
             return
         if plan is not None:  # a toy model: its points go to DIR/points.npz (the plan is never listed for images)
             seed_list = list(plan.seeds)
+        labels: np.ndarray | None
+        if sampler.num_classes and label is None and out.suffix.lower() == ".png":  # rows: classes; columns: seeds
+            columns = columns or len(seed_list)
+            labels = np.repeat(np.arange(sampler.num_classes), len(seed_list))
+            seed_list = seed_list * sampler.num_classes
+        else:
+            labels = sampler.check_labels(label, len(seed_list))
+            info.update(label_info(sampler, label))
         step = sampler.max_batch
-        chunks = [seed_list[i:i + step] for i in range(0, len(seed_list), step)]
-        with click.progressbar(chunks, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
-            result = np.concatenate([sampler.sample(chunk, truncation=truncation, psi=psi) for chunk in bar])
+        starts = range(0, len(seed_list), step)
+        with click.progressbar(starts, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
+            result = np.concatenate([sampler.sample(seed_list[i:i + step], truncation=truncation, psi=psi,
+                                                    labels=None if labels is None else labels[i:i + step])
+                                     for i in bar])
         points = sampler.kind == "points"
         what = "points" if points else "images"
         suffix = out.suffix.lower()
         npz_info = np.asarray(info_text({**info, "seeds": seed_list}))
+        arrays = {"seeds": np.asarray(seed_list), "provenance": npz_info,
+                  **({} if labels is None else {"labels": labels})}
         if suffix == ".npz":
-            img.save_npz(out, **{what: result, "seeds": np.asarray(seed_list), "provenance": npz_info})
+            img.save_npz(out, **{what: result}, **arrays)
         elif suffix == ".png":
             img.save_png(out, img.scatter_image(result) if points else img.make_grid(result, columns),
-                         {**info, "seeds": seed_list})
+                         {**info, "seeds": seed_list, **({} if labels is None else {"labels": labels.tolist()})})
         else:
             out = out / "points.npz"
-            img.save_npz(out, points=result, seeds=np.asarray(seed_list), provenance=npz_info)
+            img.save_npz(out, points=result, **arrays)
         click.echo(f"wrote {len(seed_list)} {what} to {out} ({sampler.backend}: {', '.join(sampler.providers)})")
 
 

@@ -18,6 +18,10 @@ class InvalidLatentError(TganError, ValueError):
     """Latents of the wrong shape, dtype, or with NaN/Inf values, or an empty batch."""
 
 
+class InvalidLabelError(TganError, ValueError):
+    """A class label the model cannot take: unknown name, index out of range, or a label where none fits."""
+
+
 class BackendUnavailableError(MissingExtraError):
     """The requested backend is not installed or cannot run here (no GPU); the message says what to install."""
 
@@ -34,6 +38,7 @@ __all__ = [
     "BackendUnavailableError",
     "BatcherClosedError",
     "EngineMismatchError",
+    "InvalidLabelError",
     "InvalidLatentError",
     "InvalidLatentOptionError",
     "InvalidSeedError",

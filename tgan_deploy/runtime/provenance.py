@@ -28,6 +28,14 @@ def provenance(sampler: Any, **controls: Any) -> dict[str, Any]:
     return {**info, **controls}
 
 
+def label_info(sampler: Any, label: Any) -> dict[str, Any]:
+    """{"label": index, "class": name} for one label of a class-conditional model; {} otherwise."""
+    if not sampler.num_classes or label is None:
+        return {}
+    index = sampler.label_index(label)
+    return {"label": index, "class": sampler.class_name(index)}
+
+
 def info_text(info: Mapping[str, Any]) -> str:
     """The canonical one-line JSON of `info` (sorted keys, ASCII): the same info gives the same bytes."""
     return json.dumps(info, sort_keys=True, separators=(",", ":"))

@@ -24,29 +24,36 @@ import numpy as np
 from tgan_deploy._extras import require
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.bulk.formats import sample_key
+from tgan_deploy.runtime.labels import Label, resolve_labels
 from tgan_deploy.runtime.latents import check_latent_options, check_seeds
+from tgan_deploy.runtime.model_path import locate_model
 from tgan_deploy.runtime.sampler import Sampler
 
 
 class _SamplerActor:
-    """One Sampler per actor; a batch {"id": seeds - offset} -> {"seed", "image"}."""
+    """One Sampler per actor; a batch {"id": seeds - offset[, "label"]} -> {"seed", "image"[, "label"]}."""
 
     def __init__(self, model: str, backend: str, device: str, max_batch: int, threads: int | None, offset: int,
-                 truncation: float | None, psi: float | None) -> None:
+                 truncation: float | None, psi: float | None, label: Label | None) -> None:
         self.sampler = Sampler.open(model, backend=backend, device=device, max_batch=max_batch, threads=threads)
-        self.offset, self.truncation, self.psi = offset, truncation, psi
+        self.offset, self.truncation, self.psi, self.label = offset, truncation, psi, label
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         seeds = batch["id"].astype(np.int64) + self.offset
-        images = self.sampler.sample([int(s) for s in seeds], truncation=self.truncation, psi=self.psi)
-        return {"seed": seeds, "image": images}
+        labels = self.sampler.check_labels(batch["label"].tolist() if "label" in batch else self.label, len(seeds))
+        images = self.sampler.sample([int(s) for s in seeds], truncation=self.truncation, psi=self.psi,
+                                     labels=labels)
+        return {"seed": seeds, "image": images, **({} if labels is None else {"label": labels})}
 
 
 def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds: Sequence[int] | None = None, *,
                    truncation: float | None = None, psi: float | None = None, concurrency: int = 1,
                    num_cpus: float = 1, num_gpus: float = 0, batch_size: int = 64, backend: str = "auto",
-                   threads: int | None = None) -> Any:
+                   threads: int | None = None, labels: Label | Sequence[Label] | None = None) -> Any:
     """A lazy `ray.data.Dataset` of {"seed": int64, "image": uint8 [H, W, C]} for seeds seed..seed+n-1 (or `seeds`).
+
+    labels (class-conditional models): one label (index or class name) for every row, or with `seeds` one per
+    seed; rows then carry "label" (the int64 class index) too.
 
     concurrency: actors in the pool; num_cpus / num_gpus: what each actor reserves (num_gpus > 0 runs each
     Sampler on its GPU). The pool must leave the cluster a CPU for Ray's read tasks, else the pipeline stalls
@@ -55,8 +62,15 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
     ray = require("ray", "sample_dataset on a Ray cluster")
     if (n is None) == (seeds is None):
         raise TganError("pass n=... (with seed=...) or seeds=[...], not both and not neither")
+    per_row = labels is not None and not isinstance(labels, (str, int, np.integer))
+    if per_row and seeds is None:
+        raise TganError("one label per row needs seeds=[...]; with n=... give one label for every row")
+    label: Label | None = None if per_row else labels  # type: ignore[assignment]
     if seeds is not None:
-        ds = ray.data.from_items([{"id": s} for s in check_seeds(seeds)])
+        listed = check_seeds(seeds)
+        row_labels = _row_labels(model, labels, len(listed)) if per_row else []
+        ds = ray.data.from_items([{"id": s, **({"label": row_labels[i]} if per_row else {})}
+                                  for i, s in enumerate(listed)])
         offset = 0
     else:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1 or seed < 0:
@@ -77,13 +91,31 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
                           num_gpus=num_gpus or None,
                           fn_constructor_kwargs={"model": str(model), "backend": backend, "device": device,
                                                  "max_batch": batch_size, "threads": actor_threads,
-                                                 "offset": offset, "truncation": truncation, "psi": psi})
+                                                 "offset": offset, "truncation": truncation, "psi": psi,
+                                                 "label": label})
+
+
+def _row_labels(model: str | Path, labels: Any, n: int) -> list[int]:
+    """One label per seed as class indices, checked here on the driver (a Ray column holds one type)."""
+    meta = locate_model(model).metadata
+    if meta is None:  # a checkpoint or a lone .onnx file: indices pass, the actors check them
+        if not all(isinstance(label, (int, np.integer)) for label in labels):
+            raise TganError("class names per row need an export with model.json: give class indices")
+        if len(labels) != n:
+            raise TganError(f"got {len(labels)} labels for {n} seeds: give one label per seed, or one")
+        return [int(label) for label in labels]
+    resolved = resolve_labels(meta, list(labels), n)
+    assert resolved is not None
+    return resolved.tolist()
 
 
 def _webdataset_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     seeds = [int(s) for s in batch["seed"]]
-    return {"__key__": np.array([sample_key(s) for s in seeds]), "png": batch["image"],
-            "json": np.array([{"seed": s} for s in seeds], dtype=object)}  # Ray's encoder json.dumps each
+    sample = {"__key__": np.array([sample_key(s) for s in seeds]), "png": batch["image"],
+              "json": np.array([{"seed": s} for s in seeds], dtype=object)}  # Ray's encoder json.dumps each
+    if "label" in batch:  # WebDataset's class-index convention: a .cls entry
+        sample["cls"] = batch["label"]
+    return sample
 
 
 def to_webdataset(ds: Any) -> Any:

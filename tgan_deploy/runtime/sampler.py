@@ -6,6 +6,7 @@
         morph = sampler.interpolate(3, 17, steps=8)    # seed 3's image ... seed 17's, slerp
         same = sampler.sample(n=3, seed=0)             # seeds 0, 1, 2
         x = sampler.generate(latents([0], sampler.latent_dim))  # float32 [1, C, H, W] in [-1, 1]
+        sevens = sampler.sample(seeds=[0, 1], labels="7")  # class-conditional models: by name or index
 
 One Sampler is safe to share between threads: each backend call and the copy out of its reused
 buffers happen under one lock (the backend already uses every core for one batch; to serve many
@@ -28,6 +29,7 @@ from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS, Backend, cuda_device_count, parse_device
 from tgan_deploy.runtime.errors import InvalidLatentError, ModelLoadError
 from tgan_deploy.runtime.images import from_uint8, nchw_to_nhwc, to_uint8
+from tgan_deploy.runtime.labels import Label, Labels, class_name, resolve_label, resolve_labels
 from tgan_deploy.runtime.latents import InvalidSeedError, interpolate_latents, latents
 from tgan_deploy.runtime.model_path import ModelLocation, locate_model
 
@@ -42,7 +44,7 @@ class Sampler:
         if warmup:  # first runs allocate memory and pick kernels: pay for them before the first request
             sizes = {1, backend.max_batch} if _on_gpu(backend) else {1}
             for size in sorted(sizes):
-                self.generate(np.zeros((size, self.latent_dim), np.float32))
+                self.generate(np.zeros((size, self.latent_dim), np.float32), 0 if metadata.conditional else None)
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
@@ -116,39 +118,61 @@ class Sampler:
     def max_batch(self) -> int:
         return self._backend.max_batch
 
+    @property
+    def num_classes(self) -> int:
+        """0 for an unconditional model; else how many classes its `labels` choose from."""
+        return self._meta.num_classes
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in index order (empty for an unconditional model)."""
+        return list(self._meta.classes)
+
+    def label_index(self, label: Label) -> int:
+        """One label (class index or name) -> its class index; InvalidLabelError naming the valid classes."""
+        return resolve_label(self._meta, label)
+
+    def class_name(self, index: int) -> str:
+        """The name of class `index` (its index as text where the export names no classes)."""
+        return class_name(self._meta, index)
+
     # -- sampling --------------------------------------------------------------------------------
-    def generate(self, z: np.ndarray) -> np.ndarray:
+    def generate(self, z: np.ndarray, labels: Labels = None) -> np.ndarray:
         """Latents float32 [N, latent_dim] -> float32 images [N, C, H, W] in [-1, 1] (points: [N, 2]).
 
+        labels: class-conditional models only: one label for all rows or one per row, index or class name.
         With a uint8 export the values are the uint8 output mapped back to [-1, 1] (within 1/255).
         """
-        out = self._run(self.check_latents(z))
+        out = self._run(*self._inputs(z, labels))
         return from_uint8(out) if out.dtype == np.uint8 else out
 
-    def sample_latents(self, z: np.ndarray) -> np.ndarray:
-        """Latents -> uint8 images [N, H, W, C] (points: float32 [N, 2])."""
-        out = self._run(self.check_latents(z))
+    def sample_latents(self, z: np.ndarray, labels: Labels = None) -> np.ndarray:
+        """Latents (and labels, as `generate` takes them) -> uint8 images [N, H, W, C] (points: float32 [N, 2])."""
+        out = self._run(*self._inputs(z, labels))
         if self.kind == "points":
             return out
         return nchw_to_nhwc(out if out.dtype == np.uint8 else to_uint8(out))
 
     def sample(self, seeds: Iterable[int] | None = None, *, n: int | None = None, seed: int = 0,
-               truncation: float | None = None, psi: float | None = None) -> np.ndarray:
+               truncation: float | None = None, psi: float | None = None, labels: Labels = None) -> np.ndarray:
         """uint8 images [N, H, W, C] (points: float32 [N, 2]) for `seeds`, or for seeds seed .. seed+n-1.
 
         truncation, psi: the latent controls of `tgan_deploy.runtime.latents` (None: the plain contract).
+        labels: for class-conditional models (required there): one label for all seeds or one per seed, each a
+        class index or name (`classes`). A seed gives the same latent under every label.
         """
         seed_list = self.seed_list(seeds, n=n, seed=seed)
-        return self.sample_latents(latents(seed_list, self.latent_dim, truncation=truncation, psi=psi))
+        return self.sample_latents(latents(seed_list, self.latent_dim, truncation=truncation, psi=psi), labels)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int, method: str = "slerp", *,
-                    truncation: float | None = None, psi: float | None = None) -> np.ndarray:
+                    truncation: float | None = None, psi: float | None = None, label: Labels = None) -> np.ndarray:
         """`steps` images morphing seed_a's into seed_b's; the first and last equal `sample([seed_a])`, `([seed_b])`.
 
         method: "slerp" (default: stays where Gaussian latents live) or "lerp"; see `interpolate_latents`.
+        label: the class of every frame, for a class-conditional model.
         """
         ends = latents([seed_a, seed_b], self.latent_dim, truncation=truncation, psi=psi)
-        return self.sample_latents(interpolate_latents(ends[0], ends[1], steps, method))
+        return self.sample_latents(interpolate_latents(ends[0], ends[1], steps, method), label)
 
     @staticmethod
     def seed_list(seeds: Iterable[int] | None = None, *, n: int | None = None, seed: int = 0) -> list[int]:
@@ -179,14 +203,23 @@ class Sampler:
             raise InvalidLatentError("latents contain NaN or Inf: every value must be finite")
         return z
 
-    def _run(self, z: np.ndarray) -> np.ndarray:
+    def check_labels(self, labels: Labels, n: int) -> np.ndarray | None:
+        """int64 [n] class indices for `labels` (None for an unconditional model); InvalidLabelError if unusable."""
+        return resolve_labels(self._meta, labels, n)
+
+    def _inputs(self, z: np.ndarray, labels: Labels) -> tuple[np.ndarray, np.ndarray | None]:
+        z = self.check_latents(z)
+        return z, self.check_labels(labels, z.shape[0])
+
+    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         if self._closed:
             raise TganError("this Sampler is closed: open a new one")
         step = self._backend.max_batch
         out: np.ndarray | None = None
         for start in range(0, z.shape[0], step):
             with self._lock:  # the backend's buffers are reused: run and copy out under one lock
-                chunk = self._backend.run(z[start:start + step])
+                rows = slice(start, start + step)
+                chunk = self._backend.run(z[rows], None if labels is None else labels[rows])
                 if out is None:
                     out = np.empty((z.shape[0], *chunk.shape[1:]), chunk.dtype)
                 out[start:start + chunk.shape[0]] = chunk

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from tgan_deploy.errors import TganError
+from tgan_deploy.runtime.labels import Labels
 from tgan_deploy.runtime.latents import InvalidLatentOptionError, check_seeds, interpolate_latents, latents
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -56,17 +57,20 @@ def check_image_model(sampler: Sampler) -> None:
 
 
 def render_walk(sampler: Sampler, seeds: Iterable[int], frames: int, method: str = "slerp", *,
-                truncation: float | None = None, psi: float | None = None,
+                truncation: float | None = None, psi: float | None = None, label: Labels = None,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
     """uint8 frames [frames, H, W, C] of a walk, run in chunks of sampler.max_batch.
 
+    label: the class of every frame, for a class-conditional model.
     progress(n) is called after each chunk with the number of frames it made (e.g. a progress bar's update).
     """
     check_image_model(sampler)
     z = walk_latents(seeds, sampler.latent_dim, frames, method, truncation=truncation, psi=psi)
+    labels = sampler.check_labels(label, len(z))
     chunks = []
     for start in range(0, len(z), sampler.max_batch):
-        chunks.append(sampler.sample_latents(z[start:start + sampler.max_batch]))
+        rows = slice(start, start + sampler.max_batch)
+        chunks.append(sampler.sample_latents(z[rows], None if labels is None else labels[rows]))
         if progress is not None:
             progress(len(chunks[-1]))
     return np.concatenate(chunks)

@@ -17,7 +17,7 @@ from tgan_deploy.cli import int_list
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.animation import check_animation_target, save_animation
 from tgan_deploy.runtime.latents import check_interpolation, check_latent_options, check_seeds
-from tgan_deploy.runtime.provenance import provenance
+from tgan_deploy.runtime.provenance import label_info, provenance
 from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk import check_image_model, render_walk, segment_steps
 
@@ -46,8 +46,8 @@ def walk_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def sample_walk(open_sampler: Callable[[], Sampler], out: Path, columns: int | None, truncation: float | None,
-                psi: float | None, seeds_option: str | None, walk: str | None, frames: int | None,
-                method: str | None, fps: float | None) -> None:
+                psi: float | None, seeds_option: str | None, label: str | None, walk: str | None,
+                frames: int | None, method: str | None, fps: float | None) -> None:
     if walk is None:
         raise TganError("--frames, --method and --fps shape a walk: add --walk SEEDS (e.g. --walk 3,17,42)")
     if seeds_option is not None:
@@ -62,10 +62,12 @@ def sample_walk(open_sampler: Callable[[], Sampler], out: Path, columns: int | N
     check_animation_target(out, fps)
     with open_sampler() as sampler:
         check_image_model(sampler)
+        sampler.check_labels(label, 1)  # a conditional model needs --label, an unconditional one takes none
         with click.progressbar(length=frames, label="walking", file=sys.stderr) as bar:  # drawn on a terminal
-            images = render_walk(sampler, seed_list, frames, method, truncation=truncation, psi=psi,
+            images = render_walk(sampler, seed_list, frames, method, truncation=truncation, psi=psi, label=label,
                                  progress=bar.update)
-        info = provenance(sampler, walk=seed_list, frames=frames, method=method, truncation=truncation, psi=psi)
+        info = provenance(sampler, walk=seed_list, frames=frames, method=method, truncation=truncation, psi=psi,
+                          **label_info(sampler, label))
         save_animation(out, images, fps=fps, columns=columns, info=info)
         click.echo(f"wrote a {frames}-frame walk through seeds {','.join(map(str, seed_list))} to {out} "
                    f"({sampler.backend}: {', '.join(sampler.providers)})")

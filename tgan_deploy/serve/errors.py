@@ -5,6 +5,7 @@ from __future__ import annotations
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.errors import (
     BatcherClosedError,
+    InvalidLabelError,
     InvalidLatentError,
     InvalidLatentOptionError,
     InvalidSeedError,
@@ -27,7 +28,8 @@ def http_error(exc: Exception) -> HttpError:
     """The HTTP answer for an exception raised while serving a request."""
     if isinstance(exc, HttpError):
         return exc
-    if isinstance(exc, (InvalidSeedError, InvalidLatentError, InvalidLatentOptionError, ProtocolError)):
+    if isinstance(exc, (InvalidSeedError, InvalidLatentError, InvalidLatentOptionError, InvalidLabelError,
+                        ProtocolError)):
         return HttpError(400, str(exc))
     if isinstance(exc, UnknownModelError):
         return HttpError(404, str(exc))

@@ -82,8 +82,14 @@ async def _cached(request: Request, model: ServedModel, key: str, media: str,
     return Response(await produce(), media_type=media, headers=headers)
 
 
-def _options_key(truncation: float | None, psi: float | None) -> str:
-    return f"t={truncation!r}|psi={psi!r}"
+def _options_key(truncation: float | None, psi: float | None, label: int | None) -> str:
+    return f"t={truncation!r}|psi={psi!r}" + ("" if label is None else f"|label={label}")
+
+
+def _label(request: Request, model: ServedModel) -> int | None:
+    """?label=7 or ?label=seven: the class index (None for an unconditional model); 400 naming the classes."""
+    labels = model.sampler.check_labels(request.query_params.get("label"), 1)
+    return None if labels is None else int(labels[0])
 
 
 async def list_models(request: Request) -> Response:
@@ -95,7 +101,7 @@ async def list_models(request: Request) -> Response:
         if name in loaded:
             m = loaded[name]
             entry.update(kind=m.sampler.kind, latent_dim=m.sampler.latent_dim, shape=m.image_shape,
-                         backend=m.sampler.backend, artefact_sha256=m.artefact_sha256)
+                         backend=m.sampler.backend, artefact_sha256=m.artefact_sha256, classes=m.sampler.classes)
         models.append(entry)
     return JSONResponse({"models": models, "max_images": _ctx(request).limits.max_images})
 
@@ -104,13 +110,15 @@ async def seed_png(request: Request) -> Response:
     model = _image_model(request)
     seed = parse_seed(request.path_params["seed"])
     truncation, psi = _options(request)
+    label = _label(request, model)
 
     async def produce() -> bytes:
         images = await _ctx(request).run(lambda: model.batcher.submit([seed], truncation=truncation, psi=psi,
-                                                                      block=False), offload=truncation is not None)
+                                                                      labels=label, block=False),
+                                         offload=truncation is not None)
         return png_bytes(images[0])
 
-    return await _cached(request, model, f"image|{seed}|{_options_key(truncation, psi)}", "image/png", produce)
+    return await _cached(request, model, f"image|{seed}|{_options_key(truncation, psi, label)}", "image/png", produce)
 
 
 def _grid_seeds(request: Request) -> list[int]:
@@ -132,13 +140,14 @@ async def grid(request: Request) -> Response:
     ctx.check_count(len(seeds))
     columns = _int(request, "columns", 0, low=0) or None
     truncation, psi = _options(request)
+    label = _label(request, model)
 
     async def produce() -> bytes:
-        images = await ctx.run(lambda: model.batcher.submit(seeds, truncation=truncation, psi=psi, block=False),
-                               offload=True)
+        images = await ctx.run(lambda: model.batcher.submit(seeds, truncation=truncation, psi=psi, labels=label,
+                                                            block=False), offload=True)
         return await run_in_threadpool(grid_png, images, columns)
 
-    key = f"grid|{','.join(map(str, seeds))}|c={columns}|{_options_key(truncation, psi)}"
+    key = f"grid|{','.join(map(str, seeds))}|c={columns}|{_options_key(truncation, psi, label)}"
     return await _cached(request, model, key, "image/png", produce)
 
 
@@ -156,10 +165,12 @@ async def interpolation(request: Request) -> Response:
     check_interpolation(steps, method)
     frame_ms = _int(request, "frame_ms", 100, low=10)
     truncation, psi = _options(request)
+    label = _label(request, model)
 
     def submit():  # type: ignore[no-untyped-def]
         ends = latents([a, b], model.sampler.latent_dim, truncation=truncation, psi=psi)
-        return model.batcher.submit_latents(interpolate_latents(ends[0], ends[1], steps, method), block=False)
+        return model.batcher.submit_latents(interpolate_latents(ends[0], ends[1], steps, method), label,
+                                            block=False)
 
     async def produce() -> bytes:
         frames = await ctx.run(submit, offload=True)
@@ -167,7 +178,8 @@ async def interpolation(request: Request) -> Response:
             return await run_in_threadpool(gif_bytes, frames, 1000 / frame_ms)
         return await run_in_threadpool(grid_png, frames, steps)
 
-    key = f"interp|{a}|{b}|{steps}|{method}|{fmt}|{frame_ms if fmt == 'gif' else ''}|{_options_key(truncation, psi)}"
+    key = (f"interp|{a}|{b}|{steps}|{method}|{fmt}|{frame_ms if fmt == 'gif' else ''}|"
+           f"{_options_key(truncation, psi, label)}")
     return await _cached(request, model, key, f"image/{fmt}", produce)
 
 

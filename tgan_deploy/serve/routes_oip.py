@@ -10,13 +10,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tgan_deploy import __version__
-from tgan_deploy.artefact import INPUT_NAME
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME
 from tgan_deploy.serve.context import ServeContext
 from tgan_deploy.serve.errors import HttpError
 from tgan_deploy.serve.oip import DATATYPE_OF, HEADER_LENGTH, InferRequest, decode_request, encode_response
 from tgan_deploy.serve.registry import ServedModel
 
-SEED_INPUT, LATENT_INPUT = "seed", INPUT_NAME
+SEED_INPUT, LATENT_INPUT, LABEL_INPUT = "seed", INPUT_NAME, LABEL_NAME  # label: class-conditional models
 VERSION = "1"  # each export is one immutable version
 OFFLOAD_ABOVE = 64  # input values: more, or truncation, and the latents are computed off the event loop
 
@@ -53,12 +53,14 @@ def model_metadata_dict(model: ServedModel) -> dict[str, Any]:
     return {
         "name": model.name, "versions": [VERSION], "platform": f"tgan-deploy/{model.sampler.backend}",
         "inputs": [{"name": SEED_INPUT, "datatype": "INT64", "shape": [-1]},
-                   {"name": LATENT_INPUT, "datatype": "FP32", "shape": [-1, model.sampler.latent_dim]}],
+                   {"name": LATENT_INPUT, "datatype": "FP32", "shape": [-1, model.sampler.latent_dim]},
+                   *([{"name": LABEL_INPUT, "datatype": "INT64", "shape": [-1]}] if model.sampler.num_classes else [])],
         "outputs": [{"name": model.output_name, "datatype": out_dtype,
                      "shape": [-1, *model.image_shape]}],
         "parameters": {"kind": output["kind"], "latent_dim": model.sampler.latent_dim,
                        "artefact_sha256": model.artefact_sha256,
-                       "request_parameters": ["truncation", "psi"], "layout": "NHWC"},
+                       "request_parameters": ["truncation", "psi"], "layout": "NHWC",
+                       **({"classes": model.sampler.classes} if model.sampler.num_classes else {})},
     }
 
 
@@ -92,12 +94,17 @@ async def infer(request: Request) -> Response:
 
 def _submit(ctx: ServeContext, model: ServedModel, req: InferRequest) -> Any:
     """Validate the inputs (in the caller's thread) and queue them on the model's batcher."""
-    unknown = set(req.inputs) - {SEED_INPUT, LATENT_INPUT}
+    labels = req.inputs.get(LABEL_INPUT)
+    unknown = set(req.inputs) - {SEED_INPUT, LATENT_INPUT, LABEL_INPUT}
     if unknown:
         raise HttpError(400, f"unknown input {sorted(unknown)[0][:40]!r}: send {SEED_INPUT!r} (INT64 [n]) or "
-                             f"{LATENT_INPUT!r} (FP32 [n, {model.sampler.latent_dim}])")
-    if len(req.inputs) != 1:
-        raise HttpError(400, f"send exactly one of {SEED_INPUT!r} and {LATENT_INPUT!r}, not both")
+                             f"{LATENT_INPUT!r} (FP32 [n, {model.sampler.latent_dim}]), and {LABEL_INPUT!r} "
+                             "(INT64 [n] or [1]) for a class-conditional model")
+    if len(set(req.inputs) - {LABEL_INPUT}) != 1:
+        raise HttpError(400, f"send exactly one of {SEED_INPUT!r} and {LATENT_INPUT!r}")
+    if labels is not None and (labels.dtype.kind not in "iu" or labels.ndim != 1):
+        raise HttpError(400, f"input {LABEL_INPUT!r} must be INT64 of shape [n] or [1] (class indices), got "
+                             f"{DATATYPE_OF.get(labels.dtype, labels.dtype)} {list(labels.shape)}")
     truncation, psi = req.parameters.get("truncation"), req.parameters.get("psi")  # checked by the batcher
     if SEED_INPUT in req.inputs:
         seeds = req.inputs[SEED_INPUT]
@@ -105,7 +112,7 @@ def _submit(ctx: ServeContext, model: ServedModel, req: InferRequest) -> Any:
             raise HttpError(400, f"input {SEED_INPUT!r} must be INT64 of shape [n], got "
                                  f"{DATATYPE_OF.get(seeds.dtype, seeds.dtype)} {list(seeds.shape)}")
         ctx.check_count(len(seeds))
-        return model.batcher.submit(seeds.tolist(), truncation=truncation, psi=psi, block=False)
+        return model.batcher.submit(seeds.tolist(), truncation=truncation, psi=psi, labels=labels, block=False)
     z = req.inputs[LATENT_INPUT]
     if truncation is not None or psi is not None:
         raise HttpError(400, f"truncation and psi apply to the {SEED_INPUT!r} input; scale or clip {LATENT_INPUT!r} "
@@ -114,7 +121,7 @@ def _submit(ctx: ServeContext, model: ServedModel, req: InferRequest) -> Any:
         raise HttpError(400, f"input {LATENT_INPUT!r} must be FP32 of shape [n, {model.sampler.latent_dim}], got "
                              f"{DATATYPE_OF.get(z.dtype, z.dtype)} {list(z.shape)}")
     ctx.check_count(len(z))
-    return model.batcher.submit_latents(z, block=False)
+    return model.batcher.submit_latents(z, labels, block=False)
 
 
 ROUTES = [

@@ -1,8 +1,9 @@
 """Backends run a generator on latents; the Sampler above them does seeds, chunking, uint8 and locking.
 
 Every backend module imports its heavy dependency (onnxruntime, tensorrt, torch) only when opened, so
-`import tgan_deploy.runtime` stays light. A backend's `run(z)` takes float32 z [b, latent_dim] with
-1 <= b <= max_batch and returns the model's output for those rows in the backend's `output_dtype`;
+`import tgan_deploy.runtime` stays light. A backend's `run(z, labels)` takes float32 z [b, latent_dim] with
+1 <= b <= max_batch (and, for class-conditional models, int64 labels [b] already checked against the
+classes; None otherwise) and returns the model's output for those rows in the backend's `output_dtype`;
 the returned array may be a reused buffer, valid until the next `run` (the Sampler copies it out
 under its lock).
 """
@@ -24,7 +25,7 @@ class Backend(Protocol):
     max_batch: int
     output_dtype: str  # "float32" or "uint8"
 
-    def run(self, z: np.ndarray) -> np.ndarray: ...
+    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray: ...
 
     def close(self) -> None: ...
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tgan_deploy.artefact import INPUT_NAME, ArtefactMetadata
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, ArtefactMetadata
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import cuda_device_count
 from tgan_deploy.runtime.errors import BackendUnavailableError, ModelLoadError
@@ -93,8 +93,9 @@ class OnnxRuntimeBackend:
         self._out_shape = self._output_shape()
         # CPU: one input and one output buffer reused by every call; bindings are cheap views on them.
         self._z_buf = np.empty((max_batch, self.metadata.latent_dim), np.float32)
+        self._label_buf = np.zeros(max_batch, np.int64)  # bound only for class-conditional models
         self._out_buf = np.empty((max_batch, *self._out_shape), self._np_out_dtype)
-        self._bindings: OrderedDict[int, tuple[Any, Any, Any]] = OrderedDict()
+        self._bindings: OrderedDict[int, tuple[Any, Any, Any, Any]] = OrderedDict()
 
     def _metadata_from_props(self, onnx_file: Path) -> ArtefactMetadata:
         props = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -111,9 +112,11 @@ class OnnxRuntimeBackend:
     def _check_io(self, onnx_file: Path) -> None:
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
-        if inputs != [INPUT_NAME] or self.metadata.output_name not in outputs:
-            raise ModelLoadError(f"{onnx_file} has inputs {inputs} and outputs {outputs}, expected input "
-                                 f"{INPUT_NAME!r} and output {self.metadata.output_name!r}: re-run tgan-export")
+        expected = [INPUT_NAME, LABEL_NAME] if self.metadata.conditional else [INPUT_NAME]
+        if inputs != expected or self.metadata.output_name not in outputs:
+            raise ModelLoadError(f"{onnx_file} has inputs {inputs} and outputs {outputs}, expected inputs "
+                                 f"{expected} and output {self.metadata.output_name!r} (model.json says "
+                                 f"{self.metadata.num_classes} classes): re-run tgan-export")
 
     def _output_shape(self) -> tuple[int, ...]:
         m = self.metadata
@@ -122,8 +125,8 @@ class OnnxRuntimeBackend:
         assert m.channels is not None and m.resolution is not None
         return (m.channels, m.resolution, m.resolution)
 
-    def _binding(self, batch: int) -> tuple[Any, Any, Any]:
-        """(io_binding, input OrtValue, output OrtValue) for one batch size, made once and reused."""
+    def _binding(self, batch: int) -> tuple[Any, Any, Any, Any]:
+        """(io_binding, z, label (None if unconditional) and output OrtValues) for one batch size, made once."""
         if batch in self._bindings:
             self._bindings.move_to_end(batch)
             return self._bindings[batch]
@@ -133,25 +136,35 @@ class OnnxRuntimeBackend:
                 [batch, self.metadata.latent_dim], np.float32, "cuda", self.device_index)
             out_val = ort.OrtValue.ortvalue_from_shape_and_type(
                 [batch, *self._out_shape], self._np_out_dtype, "cuda", self.device_index)
+            label_val = ort.OrtValue.ortvalue_from_shape_and_type([batch], np.int64, "cuda", self.device_index)
         else:  # views on the shared buffers: no allocation per call
             z_val = ort.OrtValue.ortvalue_from_numpy(self._z_buf[:batch])
             out_val = ort.OrtValue.ortvalue_from_numpy(self._out_buf[:batch])
+            label_val = ort.OrtValue.ortvalue_from_numpy(self._label_buf[:batch])
         binding.bind_ortvalue_input(INPUT_NAME, z_val)
+        if self.metadata.conditional:
+            binding.bind_ortvalue_input(LABEL_NAME, label_val)
+        else:
+            label_val = None
         binding.bind_ortvalue_output(self.metadata.output_name, out_val)
-        self._bindings[batch] = (binding, z_val, out_val)
+        self._bindings[batch] = (binding, z_val, label_val, out_val)
         if self.on_gpu and len(self._bindings) > _MAX_GPU_BINDINGS:
             self._bindings.popitem(last=False)
         return self._bindings[batch]
 
-    def run(self, z: np.ndarray) -> np.ndarray:
+    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         batch = z.shape[0]
-        binding, z_val, out_val = self._binding(batch)
+        binding, z_val, label_val, out_val = self._binding(batch)
         if self.on_gpu:
             z_val.update_inplace(np.ascontiguousarray(z))  # host -> device copy into the bound buffer
+            if label_val is not None:
+                label_val.update_inplace(np.ascontiguousarray(labels, np.int64))
             self.session.run_with_iobinding(binding)
             result: np.ndarray = out_val.numpy()  # device -> host copy
             return result
         self._z_buf[:batch] = z
+        if labels is not None:
+            self._label_buf[:batch] = labels
         self.session.run_with_iobinding(binding)
         return self._out_buf[:batch]
 

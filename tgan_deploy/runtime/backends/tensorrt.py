@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tgan_deploy.artefact import INPUT_NAME, ArtefactMetadata
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, ArtefactMetadata
 from tgan_deploy.runtime.backends import cuda_device_count
 from tgan_deploy.runtime.errors import BackendUnavailableError, EngineMismatchError, ModelLoadError
 
@@ -84,9 +84,10 @@ class TensorRTBackend:
         self.providers = [f"TensorRT {trt.__version__} on {torch.cuda.get_device_name(self.device)}"]
         self.output_name = metadata.output_name
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        if INPUT_NAME not in names or self.output_name not in names:
-            raise ModelLoadError(f"engine {engine_file} has tensors {names}, expected {INPUT_NAME!r} and "
-                                 f"{self.output_name!r}: rebuild it from the export's ONNX file")
+        expected = [INPUT_NAME, *([LABEL_NAME] if metadata.conditional else []), self.output_name]
+        if any(name not in names for name in expected):
+            raise ModelLoadError(f"engine {engine_file} has tensors {names}, expected {expected}: rebuild it from "
+                                 "the export's ONNX file")
         # A dynamic batch is bounded by the engine's optimisation profile (the Sampler chunks above it); an
         # engine with a fixed batch B always runs B rows, smaller requests padded.
         engine_batch = int(self.engine.get_tensor_shape(INPUT_NAME)[0])
@@ -106,16 +107,25 @@ class TensorRTBackend:
         self._out_dev = self._buffers[self.output_name]
         self.output_dtype = "uint8" if self._out_dev.dtype == torch.uint8 else "float32"
         self._host_in = torch.zeros(self._buffers[INPUT_NAME].shape, dtype=torch.float32, pin_memory=True)
+        # the host copy of `label` has the engine tensor's type (INT64 in TensorRT 10, INT32 where it was cast)
+        self._host_label = (torch.zeros(self.max_batch, dtype=self._buffers[LABEL_NAME].dtype, pin_memory=True)
+                            if metadata.conditional else None)
         self._host_out_buf = torch.empty(self._out_dev.shape, dtype=self._out_dev.dtype, pin_memory=True)
 
-    def run(self, z: np.ndarray) -> np.ndarray:
+    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         torch, batch = self._torch, z.shape[0]
         self._host_in[:batch].numpy()[...] = z
+        if self._host_label is not None:
+            self._host_label[:batch].numpy()[...] = labels
         rows = self._fixed_batch or batch  # a fixed-batch engine runs all its rows; the padding is ignored
         with torch.cuda.stream(self._stream):
             self._buffers[INPUT_NAME][:rows].copy_(self._host_in[:rows], non_blocking=True)
+            if self._host_label is not None:
+                self._buffers[LABEL_NAME][:rows].copy_(self._host_label[:rows], non_blocking=True)
             if not self._fixed_batch:
                 self.context.set_input_shape(INPUT_NAME, (batch, z.shape[1]))
+                if self._host_label is not None:
+                    self.context.set_input_shape(LABEL_NAME, (batch,))
             if not self.context.execute_async_v3(self._stream.cuda_stream):
                 raise ModelLoadError("TensorRT execute_async_v3 failed (see TensorRT's log above)")
             self._host_out_buf[:batch].copy_(self._out_dev[:batch], non_blocking=True)
@@ -130,7 +140,7 @@ class TensorRTBackend:
 
 def _torch_dtype(torch: Any, trt: Any, dtype: Any) -> Any:
     table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.UINT8: torch.uint8,
-             trt.DataType.INT32: torch.int32}
+             trt.DataType.INT32: torch.int32, trt.DataType.INT64: torch.int64}
     if dtype not in table:
         raise ModelLoadError(f"engine tensor type {dtype} is not supported: export with fp32 or fp16 I/O")
     return table[dtype]

@@ -29,7 +29,8 @@ def metadata_from_config(cfg: Any, checkpoint: dict[str, Any]) -> ArtefactMetada
         kind="points" if points else "image", latent_dim=m.latent_dim,
         resolution=None if points else m.resolution, channels=None if points else m.channels,
         objective=cfg.objective.name, package_version=__version__,
-        files={"checkpoint": Path(checkpoint["path"]).name})
+        files={"checkpoint": Path(checkpoint["path"]).name},
+        num_classes=m.num_classes, classes=list(checkpoint.get("classes") or []))
 
 
 class TorchBackend:
@@ -59,37 +60,43 @@ class TorchBackend:
         self.providers = [str(self.device) + (" (CUDA graphs)" if cuda_graphs else "")]
         self.max_batch = max_batch
         self.cuda_graphs = cuda_graphs
-        self._graphs: dict[int, tuple[Any, Any, Any]] = {}  # batch -> (graph, static z, static out)
+        # batch -> (graph, static inputs (z, and label for a conditional model), static out)
+        self._graphs: dict[int, tuple[Any, list[Any], Any]] = {}
 
-    def _graph(self, batch: int) -> tuple[Any, Any, Any]:
+    def _graph(self, batch: int) -> tuple[Any, list[Any], Any]:
         if batch not in self._graphs:
             torch = self._torch
-            static_z = torch.zeros(batch, self.metadata.latent_dim, device=self.device)
+            static = [torch.zeros(batch, self.metadata.latent_dim, device=self.device)]
+            if self.metadata.conditional:
+                static.append(torch.zeros(batch, dtype=torch.int64, device=self.device))
             with torch.inference_mode():
                 # Warm-up on a side stream before capture, as torch.cuda.graphs documents.
                 side = torch.cuda.Stream(self.device)
                 side.wait_stream(torch.cuda.current_stream(self.device))
                 with torch.cuda.stream(side):
                     for _ in range(3):
-                        self.generator(static_z)
+                        self.generator(*static)
                 torch.cuda.current_stream(self.device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph):
-                    static_out = self.generator(static_z)
-            self._graphs[batch] = (graph, static_z, static_out)
+                    static_out = self.generator(*static)
+            self._graphs[batch] = (graph, static, static_out)
         return self._graphs[batch]
 
-    def run(self, z: np.ndarray) -> np.ndarray:
+    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         torch = self._torch
-        z_t = torch.from_numpy(np.ascontiguousarray(z))
+        inputs = [torch.from_numpy(np.ascontiguousarray(z))]
+        if labels is not None:
+            inputs.append(torch.from_numpy(np.ascontiguousarray(labels, np.int64)))
         with torch.inference_mode():
             if self.cuda_graphs:
-                graph, static_z, static_out = self._graph(z.shape[0])
-                static_z.copy_(z_t)
+                graph, static, static_out = self._graph(z.shape[0])
+                for buffer, value in zip(static, inputs, strict=True):
+                    buffer.copy_(value)
                 graph.replay()
                 out = static_out
             else:
-                out = self.generator(z_t.to(self.device))
+                out = self.generator(*(t.to(self.device) for t in inputs))
             result: np.ndarray = out.float().cpu().numpy()  # .cpu() synchronises with the GPU work
         return result
 

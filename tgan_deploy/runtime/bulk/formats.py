@@ -5,10 +5,11 @@ pool (Pillow and file writes release the GIL), `add` and the part calls run in t
 seed order. Nothing is ever visible under its final name half-written:
 - files: `seed-XXXXXX.png` each written to `.seed-XXXXXX.png.tmp` and renamed; a part's files are synced
   to disk together (syncfs) before the part is recorded;
-- tar: `shard-XXXXXX.tar` (WebDataset: `{seed}.png` + `{seed}.json` per sample) written to
+- tar: `shard-XXXXXX.tar` (WebDataset: `{seed}.png` + `{seed}.json`, and `{seed}.cls` for a class-conditional
+  job, per sample) written to
   `.shard-XXXXXX.tar.tmp`, fsynced, renamed when the part is complete;
 - npy: rows written in place into `.images.npy.partial` (preallocated, header first), fsynced per part,
-  renamed to `images.npy` when every part is in; `seeds.npy` beside it.
+  renamed to `images.npy` when every part is in; `seeds.npy` (and `labels.npy` for a conditional job) beside it.
 Every byte is a function of the seeds and options only (fixed encoder options, tar members with mtime 0,
 uid/gid 0, no user names, mode 0644), so a resumed run writes exactly what an uninterrupted one does.
 """
@@ -230,9 +231,10 @@ class TarWriter(PartWriter):
     (webdataset, Ray's read_webdataset and plain `tar` all read these shards)."""
 
     def __init__(self, out: Path, image_format: str, budget: ByteBudget, sample_json: dict[str, Any],
-                 png_text: PngText | None = None) -> None:
+                 png_text: PngText | None = None, label: int | None = None) -> None:
         super().__init__(out, image_format, budget)
         self._json = sample_json  # fields every sample's .json carries besides its seed
+        self._cls = None if label is None else str(label).encode()  # WebDataset's class-index entry
         self.png_text = png_text
         self._tar: tarfile.TarFile | None = None
         self._file: _HashingFile | None = None
@@ -242,9 +244,10 @@ class TarWriter(PartWriter):
     def _tmp(self, part: int) -> Path:
         return self.out / f".{shard_name(part)}{TEMP_SUFFIX}"
 
-    def encode(self, images: np.ndarray, seeds: Sequence[int]) -> list[tuple[str, bytes, bytes]]:
-        return [(sample_key(seed), encode_image(image, "png", self.png_text(seed) if self.png_text else None),
-                 json.dumps({"seed": int(seed), **self._json}, sort_keys=True).encode())
+    def encode(self, images: np.ndarray, seeds: Sequence[int]) -> list[tuple[str, list[tuple[str, bytes]]]]:
+        return [(sample_key(seed), [("png", encode_image(image, "png", self.png_text(seed) if self.png_text else None)),
+                                    ("json", json.dumps({"seed": int(seed), **self._json}, sort_keys=True).encode()),
+                                    *([("cls", self._cls)] if self._cls is not None else [])])
                 for image, seed in zip(images, seeds, strict=True)]
 
     def open_part(self, part: int, seeds: Sequence[int], first_row: int) -> None:
@@ -253,11 +256,11 @@ class TarWriter(PartWriter):
         self._file = _HashingFile(self._fh, self.budget, self._tmp(part))
         self._tar = tarfile.TarFile(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)  # type: ignore[arg-type]
 
-    def add(self, payload: list[tuple[str, bytes, bytes]]) -> None:
+    def add(self, payload: list[tuple[str, list[tuple[str, bytes]]]]) -> None:
         assert self._tar is not None
-        for key, png, meta in payload:
-            for name, data in ((f"{key}.png", png), (f"{key}.json", meta)):
-                info = tarfile.TarInfo(name)
+        for key, entries in payload:
+            for extension, data in entries:
+                info = tarfile.TarInfo(f"{key}.{extension}")
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
@@ -297,9 +300,10 @@ class NpyWriter(PartWriter):
     part's rows are written in place with pwrite and fsynced before the part is recorded, so a resumed run
     rewrites only unrecorded parts. A part's checksum: sha256 of its rows' bytes."""
 
-    def __init__(self, out: Path, image_format: str, budget: ByteBudget, shape: tuple[int, ...], count: int) -> None:
+    def __init__(self, out: Path, image_format: str, budget: ByteBudget, shape: tuple[int, ...], count: int,
+                 label: int | None = None) -> None:
         super().__init__(out, image_format, budget)
-        self.shape, self.count = shape, count
+        self.shape, self.count, self.label = shape, count, label
         self.row_bytes = int(np.prod(shape))
         self._fd: int | None = None
         self._header_bytes = 0
@@ -364,15 +368,21 @@ class NpyWriter(PartWriter):
             self._open()
             self._close()
             os.replace(self.partial, self.out / "images.npy")
-        buffer = io.BytesIO()
-        np.save(buffer, np.fromiter(seeds, np.int64, len(seeds)))
-        data = buffer.getvalue()
-        write_file(self.out / "seeds.npy", data, self.budget)
+        arrays = {"seeds.npy": np.fromiter(seeds, np.int64, len(seeds))}
+        if self.label is not None:
+            arrays["labels.npy"] = np.full(len(seeds), self.label, np.int64)
+        checksums = {}
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            data = buffer.getvalue()
+            write_file(self.out / name, data, self.budget)
+            checksums[name] = hashlib.sha256(data).hexdigest()
         fsync_dir(self.out)
-        return {"seeds.npy": hashlib.sha256(data).hexdigest()}
+        return checksums
 
     def owns(self, name: str) -> bool:
-        return name in ("images.npy", "seeds.npy", NPY_PARTIAL)
+        return name in ("images.npy", "seeds.npy", "labels.npy", NPY_PARTIAL)
 
     def part_sha256(self, part: dict[str, Any], seeds: Sequence[int], first_row: int) -> str:
         array = np.load(self.out / "images.npy", mmap_mode="r")
@@ -380,11 +390,11 @@ class NpyWriter(PartWriter):
 
 
 def make_writer(out: Path, image_format: str, budget: ByteBudget, shape: tuple[int, ...], count: int,
-                sample_json: dict[str, Any], png_text: PngText | None = None) -> PartWriter:
+                sample_json: dict[str, Any], png_text: PngText | None = None, label: int | None = None) -> PartWriter:
     if image_format == "npy":
-        return NpyWriter(out, image_format, budget, shape, count)
+        return NpyWriter(out, image_format, budget, shape, count, label)
     if image_format == "tar":
-        return TarWriter(out, image_format, budget, sample_json, png_text)
+        return TarWriter(out, image_format, budget, sample_json, png_text, label)
     return FilesWriter(out, image_format, budget, png_text)
 
 

@@ -54,6 +54,8 @@ class BulkOptions:
     workers: int = 0  # encoder threads; 0: min(4, cores)
     byte_limit: int | None = None  # ByteBudget: the full-disk seam (None: the file system decides)
     png_text: PngText | None = None  # seed -> tEXt chunks of its PNG (files and tar shards), e.g. provenance
+    label: int | None = None  # class-conditional models: the class index of every image (see per_class.py)
+    class_name: str | None = None  # that class's name, recorded beside it
 
 
 @dataclasses.dataclass
@@ -92,7 +94,13 @@ def job_identity(sampler: Sampler, model: str | Path, plan: SeedPlan, options: B
             "truncation": options.truncation, "psi": options.psi, "seeds": plan.describe(),
             "part_size": plan.part_size, "shard": f"{plan.shard[0]}/{plan.shard[1]}",
             # the chunks as the first seed's PNG gets them: what every PNG's text is made from
-            "png_text": dict(options.png_text(plan.seeds[0])) if options.png_text else None}
+            "png_text": dict(options.png_text(plan.seeds[0])) if options.png_text else None,
+            **label_fields(options)}
+
+
+def label_fields(options: BulkOptions) -> dict[str, Any]:
+    """{"label": index, "class": name} of a conditional job (in its identity and every tar sample's .json)."""
+    return {} if options.label is None else {"label": options.label, "class": options.class_name}
 
 
 def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, options: BulkOptions,
@@ -105,7 +113,8 @@ def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, opt
         return BulkResult(out, len(seeds), 0, already_complete=True)
     writer = make_writer(out, options.image_format, ByteBudget(options.byte_limit), tuple(identity["image_shape"]),
                          len(seeds),
-                         {"truncation": options.truncation, "psi": options.psi}, options.png_text)
+                         {"truncation": options.truncation, "psi": options.psi, **label_fields(options)},
+                         options.png_text, options.label)
     journal = Journal(out)
     try:
         writer.remove_temporaries()
@@ -154,7 +163,8 @@ def _write_parts(sampler: Sampler, plan: SeedPlan, todo: list[int], writer: Part
                 part_seeds = plan.part_seeds(part)
                 writer.open_part(part, part_seeds, plan.first_row(part))
                 for batch in batches(part_seeds, sampler.max_batch):
-                    images = sampler.sample(batch, truncation=options.truncation, psi=options.psi)
+                    images = sampler.sample(batch, truncation=options.truncation, psi=options.psi,
+                                            labels=options.label)
                     pending.append((pool.submit(writer.encode, images, batch), len(batch)))
                     drain(max_pending)
                 drain(0)

@@ -14,6 +14,7 @@ from tgan_deploy.io import file_sha256
 from tgan_deploy.runtime.bulk.errors import VerifyError
 from tgan_deploy.runtime.bulk.formats import ByteBudget, make_writer
 from tgan_deploy.runtime.bulk.manifest import MANIFEST_FILE, identity_differences, read_json
+from tgan_deploy.runtime.bulk.per_class import class_dirs
 from tgan_deploy.runtime.bulk.plan import SeedPlan, parse_shard
 
 
@@ -33,7 +34,8 @@ def verify_dir(out: Path) -> tuple[dict[str, Any], SeedPlan, list[str]]:
     job, problems = manifest["job"], []
     plan = plan_of(job)
     seeds = plan.my_seeds()
-    writer = make_writer(out, job["format"], ByteBudget(), tuple(job["image_shape"]), len(seeds), {})
+    writer = make_writer(out, job["format"], ByteBudget(), tuple(job["image_shape"]), len(seeds), {},
+                         label=job.get("label"))
     if manifest["count"] != len(seeds):
         problems.append(f"count {manifest['count']} != {len(seeds)} seeds of shard {job['shard']}")
     recorded = {int(part["part"]): part for part in manifest["parts"]}
@@ -65,14 +67,28 @@ def _unclaimed(out: Path, job: dict[str, Any], plan: SeedPlan, writer: Any) -> l
             shape = np.load(out / "images.npy", mmap_mode="r").shape
             if list(shape) != [len(plan.my_seeds()), *job["image_shape"]]:
                 return [f"images.npy has shape {list(shape)}, the manifest says {len(plan.my_seeds())} images"]
-        return [] if owned == {"images.npy", "seeds.npy"} else [f"npy files present: {sorted(owned)}"]
+        expected_npy = {"images.npy", "seeds.npy", *(["labels.npy"] if job.get("label") is not None else [])}
+        return [] if owned == expected_npy else [f"npy files present: {sorted(owned)}"]
     expected = len(plan.my_parts()) if job["format"] == "tar" else len(plan.my_seeds())
     extra = len(owned) - expected
     return [f"{extra} file(s) the manifest does not claim"] if extra > 0 else []
 
 
 def verify_dirs(dirs: Sequence[Path]) -> list[str]:
-    """Report lines; VerifyError (exit 1) naming every problem if anything is wrong or parts are missing."""
+    """Report lines; VerifyError (exit 1) naming every problem if anything is wrong or parts are missing.
+
+    A --per-class output (classes.json) is verified class by class: each class directory, with the same class's
+    directories of the other shards given, must be a complete set."""
+    per_class = [class_dirs(out) for out in dirs]
+    if all(found is not None for found in per_class):
+        if len({len(found) for found in per_class if found is not None}) > 1:
+            raise VerifyError("these --per-class directories list different classes: they are not one job")
+        lines = []
+        for same_class in zip(*per_class, strict=True):  # type: ignore[misc]  # equal lengths: checked above
+            lines += verify_dirs(list(same_class))
+        return lines
+    if any(found is not None for found in per_class):
+        raise VerifyError("give either --per-class output directories (with classes.json) or plain ones, not both")
     lines, problems = [], []
     jobs: list[tuple[Path, dict[str, Any], SeedPlan]] = []
     for out in dirs:
