@@ -12,7 +12,7 @@ from tgan_deploy.runtime.errors import (
     QueueFullError,
 )
 from tgan_deploy.serve.oip import ProtocolError
-from tgan_deploy.serve.registry import UnknownModelError
+from tgan_deploy.serve.registry import ModelUnloadedError, ReloadError, UnknownModelError
 
 RETRY_AFTER_S = 1
 
@@ -33,6 +33,8 @@ def http_error(exc: Exception) -> HttpError:
         return HttpError(400, str(exc))
     if isinstance(exc, UnknownModelError):
         return HttpError(404, str(exc))
+    if isinstance(exc, (ModelUnloadedError, ReloadError)):  # as Triton answers them: 400 with the reason
+        return HttpError(400, str(exc))
     if isinstance(exc, (QueueFullError, BatcherClosedError)):
         message = ("the server is busy (queue full): retry after the Retry-After seconds"
                    if isinstance(exc, QueueFullError) else "the server is shutting down: retry on another replica")

@@ -20,6 +20,8 @@ class Metrics:
         self.images = Counter("tgan_serve_images", "Images generated, by model", ["model"], registry=self.registry)
         self.batch_size = Histogram("tgan_serve_batch_images", "Images per batch run by the batcher, by model",
                                     ["model"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.rate_limited = Counter("tgan_serve_rate_limited", "Requests refused with 429 by --rate-limit",
+                                    registry=self.registry)
         self.queue_depth = Gauge("tgan_serve_queue_depth", "Requests waiting in the batcher, by model", ["model"],
                                  registry=self.registry)
 

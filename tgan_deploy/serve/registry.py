@@ -27,6 +27,14 @@ class UnknownModelError(TganError, LookupError):
     """A request named a model this server does not serve."""
 
 
+class ModelUnloadedError(TganError):
+    """A request named a model that was unloaded through the repository API."""
+
+
+class ReloadError(TganError):
+    """A (re)load of a model from disk failed; the version that was serving (if any) still serves."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplerOptions:
     backend: str = "auto"
@@ -98,14 +106,23 @@ def open_model(name: str, path: Path, options: SamplerOptions,
 
 
 class Registry:
-    """The served models. Names are known at once; models load (and warm up) in `load()`, after which `ready`."""
+    """The served models. Names are known at once; models load (and warm up) in `load()`, after which `ready`.
+
+    `reload(name)` opens the export on disk again beside the serving version, then swaps it in: requests
+    that already hold the old version finish on it (it is closed `grace_s` later, its queue drained first);
+    a broken export raises ReloadError and leaves the old version serving. `unload(name)` stops serving it.
+    """
 
     def __init__(self, paths: dict[str, Path], options: SamplerOptions,
-                 on_batch: Callable[[str, int], None] | None = None) -> None:
+                 on_batch: Callable[[str, int], None] | None = None, grace_s: float = 5.0) -> None:
         self.paths = dict(paths)
         self.options = options
+        self.grace_s = grace_s
         self._on_batch = on_batch
         self._models: dict[str, ServedModel] = {}
+        self._unloaded: set[str] = set()
+        self._reasons: dict[str, str] = {}  # name -> why its last load failed
+        self._lock = threading.Lock()  # one (re)load at a time; reads of _models need none (one dict lookup)
         self._ready = threading.Event()
 
     @property
@@ -122,19 +139,69 @@ class Registry:
             self._models[name] = open_model(name, path, self.options, self._batch_hook(name))
         self._ready.set()
 
+    def reload(self, name: str) -> ServedModel:
+        """Load `name` from disk again (or again after an unload) and swap it in; ReloadError if it fails."""
+        self._check_known(name)
+        with self._lock:
+            try:
+                new = open_model(name, self.paths[name], self.options, self._batch_hook(name))
+            except Exception as exc:  # any failure to open: the old version keeps serving
+                reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                self._reasons[name] = reason
+                raise ReloadError(f"loading {name!r} from {self.paths[name]} failed ({reason}); "
+                                  + ("the previous version still serves" if name in self._models else
+                                     "it stays unloaded")) from exc
+            old = self._models.get(name)
+            self._models[name] = new
+            self._unloaded.discard(name)
+            self._reasons.pop(name, None)
+        if old is not None:
+            self._retire(old)
+        return new
+
+    def unload(self, name: str) -> None:
+        self._check_known(name)
+        with self._lock:
+            old = self._models.pop(name, None)
+            self._unloaded.add(name)
+        if old is not None:
+            self._retire(old)
+
+    def _retire(self, model: ServedModel) -> None:
+        """Close a replaced version once the requests that hold it are done (they got it before the swap)."""
+        timer = threading.Timer(self.grace_s, model.close)
+        timer.daemon = True
+        timer.start()
+
+    def index(self) -> list[dict[str, str]]:
+        """The OIP repository index: every model with its state (READY / UNAVAILABLE / LOADING) and reason."""
+        entries = []
+        for name in self.paths:
+            state = "READY" if name in self._models else "UNAVAILABLE" if name in self._unloaded else "LOADING"
+            reason = self._reasons.get(name, "unloaded" if name in self._unloaded else "")
+            entries.append({"name": name, "version": "1", "state": state, "reason": reason})
+        return entries
+
+    def _check_known(self, name: str) -> None:
+        if name not in self.paths:
+            raise UnknownModelError(f"unknown model {name[:80]!r}: this server serves {', '.join(self.paths)}")
+
     def _batch_hook(self, name: str) -> Callable[[int], None] | None:
         on_batch = self._on_batch
         return None if on_batch is None else (lambda images: on_batch(name, images))
 
     def get(self, name: str) -> ServedModel | None:
-        """The loaded model; None while still loading. UnknownModelError for a name not served."""
-        if name not in self.paths:
-            raise UnknownModelError(f"unknown model {name[:80]!r}: this server serves {', '.join(self.paths)}")
-        return self._models.get(name)
+        """The loaded model; None while still loading. UnknownModelError for a name not served,
+        ModelUnloadedError for one unloaded through the repository API."""
+        self._check_known(name)
+        model = self._models.get(name)
+        if model is None and name in self._unloaded:
+            raise ModelUnloadedError(f"model {name!r} is unloaded: load it with POST /v2/repository/models/{name}/load")
+        return model
 
     def loaded(self) -> list[ServedModel]:
         return list(self._models.values())
 
     def close(self) -> None:
-        for model in self._models.values():
+        for model in list(self._models.values()):
             model.close()

@@ -44,7 +44,8 @@ async def ready(request: Request) -> Response:
 
 
 async def server_metadata(request: Request) -> Response:
-    return JSONResponse({"name": "tgan-serve", "version": __version__, "extensions": ["binary_tensor_data"]})
+    return JSONResponse({"name": "tgan-serve", "version": __version__,
+                         "extensions": ["binary_tensor_data", "model_repository"]})
 
 
 def model_metadata_dict(model: ServedModel) -> dict[str, Any]:
