@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _runtime_factories import TinyModels, shared_tiny_models
+from _runtime_factories import COND_CLASSES, TinyModels, shared_tiny_models
 from _serve import running_server
 from PIL import Image
 
@@ -105,3 +105,24 @@ def test_truncation_slider_and_paging_change_the_images(page: tuple[Any, str]) -
     tab.click("#next")
     wait_for_images(tab)
     assert tab.locator("#grid figcaption").first.inner_text() == f"seed {PAGE_SEEDS}"
+
+
+def test_a_conditional_model_gets_a_class_selector(tmp_path_factory: pytest.TempPathFactory) -> None:
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    tiny: TinyModels = shared_tiny_models(tmp_path_factory)
+    log = tmp_path_factory.mktemp("serve-page-cond") / "serve.log"
+    with running_server(tiny.cond_export, "--name", "cond", log=log) as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        tab = browser.new_page()
+        tab.goto(f"{url}/")
+        wait_for_images(tab)  # every image of the first class decoded: the page asks with a label
+        assert tab.locator("#class-box").is_visible()
+        assert tab.locator("#class option").all_inner_texts() == COND_CLASSES
+        assert "label=cat" in (tab.locator("#grid img").first.get_attribute("src") or "")
+        tab.select_option("#class", "seven")
+        tab.wait_for_function("() => document.querySelector('#grid img').src.includes('label=seven')")
+        wait_for_images(tab)
+        assert "label=seven" in (tab.locator("#permalink").get_attribute("href") or "")
+        browser.close()
