@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tritonclient.http as triton
 from _runtime_factories import COND_CLASSES, TinyModels, eager, shared_tiny_models
 from _serve import running_server
 from _subprocess import repo_env
@@ -231,3 +232,29 @@ def test_bulk_of_a_conditional_model_needs_its_classes(tiny_models: TinyModels, 
                cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert np.load(tmp_path / "one" / "labels.npy").tolist() == [1, 1]
+
+
+def int64_input(name: str, values: list[int]) -> triton.InferInput:
+    tensor = triton.InferInput(name, [len(values)], "INT64")
+    tensor.set_data_from_numpy(np.asarray(values, np.int64))  # default settings: the binary tensor extension
+    return tensor
+
+
+def test_tritonclient_with_default_settings_sends_the_label(server: str, tiny_models: TinyModels) -> None:
+    client = triton.InferenceServerClient(server.removeprefix("http://"))
+    meta = client.get_model_metadata("cond")
+    assert [i["name"] for i in meta["inputs"]] == ["seed", "z", "label"]
+    per_row = client.infer("cond", [int64_input("seed", [6, 7]), int64_input("label", [1, 2])]).as_numpy("image")
+    one_for_all = client.infer("cond", [int64_input("seed", [6, 7]), int64_input("label", [0])]).as_numpy("image")
+    z = latents([6, 7], 8)
+    z_tensor = triton.InferInput("z", list(z.shape), "FP32")
+    z_tensor.set_data_from_numpy(z)
+    by_latent = client.infer("cond", [z_tensor, int64_input("label", [1, 2])]).as_numpy("image")
+    with Sampler.open(tiny_models.cond_export) as sampler:
+        assert np.array_equal(per_row, sampler.sample([6, 7], labels=[1, 2]))
+        assert np.array_equal(one_for_all, sampler.sample([6, 7], labels="cat"))
+    assert np.array_equal(by_latent, per_row)  # seed 6 under label 1 is latents(6) under label 1, on any input
+    png = httpx.get(f"{server}/v1/models/cond/images/7.png?label=seven", timeout=30)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.content))), per_row[1])  # same bytes on both routes
+    with pytest.raises(triton.InferenceServerException, match="give a label"):
+        client.infer("cond", [int64_input("seed", [6])])
