@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import httpx
@@ -258,3 +260,34 @@ def test_tritonclient_with_default_settings_sends_the_label(server: str, tiny_mo
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.content))), per_row[1])  # same bytes on both routes
     with pytest.raises(triton.InferenceServerException, match="give a label"):
         client.infer("cond", [int64_input("seed", [6])])
+
+
+def test_bulk_per_class_kill_9_in_the_second_class_then_resume_is_byte_identical(tiny_models: TinyModels,
+                                                                                  tmp_path: Path) -> None:
+    def args(out: str) -> list[str]:
+        return ["sample", str(tiny_models.cond_export), "--per-class", "1500", "--shard-size", "100",
+                "--format", "tar", "--out", out]
+
+    assert tgan(*args("reference"), cwd=tmp_path).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "tgan_deploy", *args("out")], env=repo_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "out" / "dog" / ".tgan-progress.jsonl"  # the second class has started
+    deadline = time.monotonic() + 120
+    while not (journal.exists() and journal.read_bytes().count(b"\n") >= 2) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the run ended before it could be killed: raise --per-class"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    out = tmp_path / "out"
+    assert (out / "cat" / "manifest.json").exists()
+    assert not (out / "dog" / "manifest.json").exists() and not (out / "classes.json").exists()
+    refused = tgan(*args("out"), cwd=tmp_path)
+    assert refused.returncode == 2 and "--resume" in refused.stderr and refused.stderr.count("\n") == 1
+    resumed = tgan(*args("out"), "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert 0 < int(resumed.stdout.split()[1]) < 3000  # "wrote W images of 3 classes ...": only the unfinished ones
+    files = {p.relative_to(tmp_path / "reference"): p.read_bytes()
+             for p in sorted((tmp_path / "reference").rglob("*")) if p.is_file()}
+    assert files == {p.relative_to(tmp_path / "out"): p.read_bytes()
+                     for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
+    assert tgan("sample", "--verify", "out", cwd=tmp_path).returncode == 0
