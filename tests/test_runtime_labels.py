@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +16,7 @@ import pytest
 import tritonclient.http as triton
 from _runtime_factories import COND_CLASSES, TinyModels, eager, shared_tiny_models
 from _serve import running_server
-from _subprocess import repo_env
+from _subprocess import kill_9_mid_bulk_run, repo_env
 from PIL import Image
 
 from tgan_deploy.artefact import ArtefactMetadata
@@ -269,15 +267,8 @@ def test_bulk_per_class_kill_9_in_the_second_class_then_resume_is_byte_identical
                 "--format", "tar", "--out", out]
 
     assert tgan(*args("reference"), cwd=tmp_path).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "tgan_deploy", *args("out")], env=repo_env(), cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = tmp_path / "out" / "dog" / ".tgan-progress.jsonl"  # the second class has started
-    deadline = time.monotonic() + 120
-    while not (journal.exists() and journal.read_bytes().count(b"\n") >= 2) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert proc.poll() is None, "the run ended before it could be killed: raise --per-class"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # killed once the second class has finished two parts
+    kill_9_mid_bulk_run(args("out"), tmp_path / "out" / "dog" / ".tgan-progress.jsonl", cwd=tmp_path)
     out = tmp_path / "out"
     assert (out / "cat" / "manifest.json").exists()
     assert not (out / "dog" / "manifest.json").exists() and not (out / "classes.json").exists()
