@@ -50,6 +50,7 @@ def test_labels_resolve_by_index_or_name() -> None:
     (COND, 3, "label 3 is out of range"),
     (COND, np.array([0, 5, 1]), "label 5 is out of range"),
     (COND, -1, "out of range"),
+    (COND, "-1", "label -1 is out of range"),  # a negative index as text, e.g. ?label=-1
     (COND, True, "must be a class index or name"),
     (COND, [0, 1], "got 2 labels for 3 images"),
 ])
