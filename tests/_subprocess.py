@@ -7,6 +7,10 @@ worktree run with PYTHONPATH set and in CI, where the package is installed edita
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -20,3 +24,15 @@ def repo_env(**extra: str) -> dict[str, str]:
 
 # Prepended to `python -c` code: makes `import torch` (and tensorrt, onnx) raise ImportError as if not installed.
 BLOCK_TORCH = "import sys\nfor name in ('torch', 'tensorrt', 'onnx'):\n    sys.modules[name] = None\n"
+
+
+def kill_9_mid_bulk_run(args: list[str], journal: Path, cwd: Path | None = None, parts: int = 2) -> None:
+    """Run `python -m tgan_deploy *args` (a bulk job) and kill -9 it once `journal` records `parts` finished parts."""
+    proc = subprocess.Popen([sys.executable, "-m", "tgan_deploy", *args], env=repo_env(), cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (journal.exists() and journal.read_bytes().count(b"\n") >= parts) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the run ended before it could be killed: make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

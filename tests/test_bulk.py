@@ -6,17 +6,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _runtime_factories import TinyModels, shared_tiny_models
-from _subprocess import repo_env
+from _subprocess import kill_9_mid_bulk_run, repo_env
 from PIL import Image
 
 from tgan_deploy.runtime import Sampler
@@ -123,15 +121,7 @@ def test_kill_9_mid_run_then_resume_is_byte_identical(tiny_models: TinyModels, u
     out = tmp_path / "out"
     args = [str(tiny_models.export), "--n", str(N), "--shard-size", str(PART), "--format", image_format,
             "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "tgan_deploy", "sample", *args], env=repo_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = out / ".tgan-progress.jsonl"
-    deadline = time.monotonic() + 120
-    while not (journal.exists() and journal.read_bytes().count(b"\n") >= 2) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert proc.poll() is None, "the run ended before it could be killed: raise N"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_9_mid_bulk_run(["sample", *args], out / ".tgan-progress.jsonl")
     assert not (out / "manifest.json").exists()
     refused = tgan_sample(*args)  # the same command without --resume neither mixes nor restarts
     one_error_line(refused, 2, "unfinished run", "--resume")

@@ -113,3 +113,25 @@ def test_rows_of_a_conditional_model_carry_their_label(cluster: None, tiny_model
         assert np.array_equal(np.stack([r["image"] for r in per_seed]), sampler.sample([3, 9], labels=[0, 2]))
     with pytest.raises(TganError, match="one label per row needs seeds"):
         sample_dataset(tiny_models.cond_export, n=2, labels=[0, 1])
+    # refused on the driver, before any actor starts
+    with pytest.raises(TganError, match="class-conditional: give a label"):
+        sample_dataset(tiny_models.cond_export, n=2)
+    with pytest.raises(TganError, match="unknown class 'horse'"):
+        sample_dataset(tiny_models.cond_export, n=2, labels="horse")
+    with pytest.raises(TganError, match="unconditional"):
+        sample_dataset(tiny_models.export, n=2, labels=0)
+
+
+def test_rays_webdataset_writer_adds_the_class_of_a_conditional_model(cluster: None, tiny_models: TinyModels,
+                                                                      tmp_path: Path) -> None:
+    to_webdataset(sample_dataset(tiny_models.cond_export, seeds=[4, 5], labels=["dog", "seven"])
+                  ).write_webdataset(str(tmp_path))
+    members: dict[str, bytes] = {}
+    for shard in tmp_path.glob("*.tar"):
+        with tarfile.open(shard) as tar:
+            members.update({m.name: tar.extractfile(m).read() for m in tar.getmembers()})  # type: ignore[union-attr]
+    assert sorted(members) == sorted(f"{s:06d}.{ext}" for s in (4, 5) for ext in ("png", "json", "cls"))
+    assert (members["000004.cls"], members["000005.cls"]) == (b"1", b"2")  # as the bulk writer's .cls entries
+    with Sampler.open(tiny_models.cond_export) as sampler:
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(members["000005.png"]))),
+                              sampler.sample([5], labels="seven")[0])

@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tritonclient.http as triton
 from _runtime_factories import COND_CLASSES, TinyModels, eager, shared_tiny_models
 from _serve import running_server
-from _subprocess import repo_env
+from _subprocess import kill_9_mid_bulk_run, repo_env
 from PIL import Image
 
 from tgan_deploy.artefact import ArtefactMetadata
@@ -49,6 +50,7 @@ def test_labels_resolve_by_index_or_name() -> None:
     (COND, 3, "label 3 is out of range"),
     (COND, np.array([0, 5, 1]), "label 5 is out of range"),
     (COND, -1, "out of range"),
+    (COND, "-1", "label -1 is out of range"),  # a negative index as text, e.g. ?label=-1
     (COND, True, "must be a class index or name"),
     (COND, [0, 1], "got 2 labels for 3 images"),
 ])
@@ -231,3 +233,53 @@ def test_bulk_of_a_conditional_model_needs_its_classes(tiny_models: TinyModels, 
                cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert np.load(tmp_path / "one" / "labels.npy").tolist() == [1, 1]
+
+
+def int64_input(name: str, values: list[int]) -> triton.InferInput:
+    tensor = triton.InferInput(name, [len(values)], "INT64")
+    tensor.set_data_from_numpy(np.asarray(values, np.int64))  # default settings: the binary tensor extension
+    return tensor
+
+
+def test_tritonclient_with_default_settings_sends_the_label(server: str, tiny_models: TinyModels) -> None:
+    client = triton.InferenceServerClient(server.removeprefix("http://"))
+    meta = client.get_model_metadata("cond")
+    assert [i["name"] for i in meta["inputs"]] == ["seed", "z", "label"]
+    per_row = client.infer("cond", [int64_input("seed", [6, 7]), int64_input("label", [1, 2])]).as_numpy("image")
+    one_for_all = client.infer("cond", [int64_input("seed", [6, 7]), int64_input("label", [0])]).as_numpy("image")
+    z = latents([6, 7], 8)
+    z_tensor = triton.InferInput("z", list(z.shape), "FP32")
+    z_tensor.set_data_from_numpy(z)
+    by_latent = client.infer("cond", [z_tensor, int64_input("label", [1, 2])]).as_numpy("image")
+    with Sampler.open(tiny_models.cond_export) as sampler:
+        assert np.array_equal(per_row, sampler.sample([6, 7], labels=[1, 2]))
+        assert np.array_equal(one_for_all, sampler.sample([6, 7], labels="cat"))
+    assert np.array_equal(by_latent, per_row)  # seed 6 under label 1 is latents(6) under label 1, on any input
+    png = httpx.get(f"{server}/v1/models/cond/images/7.png?label=seven", timeout=30)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.content))), per_row[1])  # same bytes on both routes
+    with pytest.raises(triton.InferenceServerException, match="give a label"):
+        client.infer("cond", [int64_input("seed", [6])])
+
+
+def test_bulk_per_class_kill_9_in_the_second_class_then_resume_is_byte_identical(tiny_models: TinyModels,
+                                                                                  tmp_path: Path) -> None:
+    def args(out: str) -> list[str]:
+        return ["sample", str(tiny_models.cond_export), "--per-class", "1500", "--shard-size", "100",
+                "--format", "tar", "--out", out]
+
+    assert tgan(*args("reference"), cwd=tmp_path).returncode == 0
+    # killed once the second class has finished two parts
+    kill_9_mid_bulk_run(args("out"), tmp_path / "out" / "dog" / ".tgan-progress.jsonl", cwd=tmp_path)
+    out = tmp_path / "out"
+    assert (out / "cat" / "manifest.json").exists()
+    assert not (out / "dog" / "manifest.json").exists() and not (out / "classes.json").exists()
+    refused = tgan(*args("out"), cwd=tmp_path)
+    assert refused.returncode == 2 and "--resume" in refused.stderr and refused.stderr.count("\n") == 1
+    resumed = tgan(*args("out"), "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert 0 < int(resumed.stdout.split()[1]) < 3000  # "wrote W images of 3 classes ...": only the unfinished ones
+    files = {p.relative_to(tmp_path / "reference"): p.read_bytes()
+             for p in sorted((tmp_path / "reference").rglob("*")) if p.is_file()}
+    assert files == {p.relative_to(tmp_path / "out"): p.read_bytes()
+                     for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
+    assert tgan("sample", "--verify", "out", cwd=tmp_path).returncode == 0

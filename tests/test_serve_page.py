@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _runtime_factories import COND_CLASSES, TinyModels, shared_tiny_models
+from _runtime_factories import TinyModels, shared_tiny_models
 from _serve import running_server
 from PIL import Image
 
@@ -43,8 +43,12 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     from playwright.sync_api import sync_playwright
 
     tiny: TinyModels = shared_tiny_models(tmp_path_factory)
-    log = tmp_path_factory.mktemp("serve-page") / "serve.log"
-    with running_server(tiny.export, "--name", "tiny", log=log) as (url, _), sync_playwright() as pw:
+    served = tmp_path_factory.mktemp("serve-page")
+    exports = served / "exports"  # a folder of exports: "tiny" (listed first, the page's default) and "tiny-cond"
+    exports.mkdir()
+    (exports / "tiny").symlink_to(tiny.export)
+    (exports / "tiny-cond").symlink_to(tiny.cond_export)
+    with running_server(exports, log=served / "serve.log") as (url, _), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         tab = browser.new_page(viewport={"width": 1200, "height": 800})
         tab.goto(f"{url}/")
@@ -107,22 +111,17 @@ def test_truncation_slider_and_paging_change_the_images(page: tuple[Any, str]) -
     assert tab.locator("#grid figcaption").first.inner_text() == f"seed {PAGE_SEEDS}"
 
 
-def test_a_conditional_model_gets_a_class_selector(tmp_path_factory: pytest.TempPathFactory) -> None:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    tiny: TinyModels = shared_tiny_models(tmp_path_factory)
-    log = tmp_path_factory.mktemp("serve-page-cond") / "serve.log"
-    with running_server(tiny.cond_export, "--name", "cond", log=log) as (url, _), sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        tab = browser.new_page()
-        tab.goto(f"{url}/")
-        wait_for_images(tab)  # every image of the first class decoded: the page asks with a label
-        assert tab.locator("#class-box").is_visible()
-        assert tab.locator("#class option").all_inner_texts() == COND_CLASSES
-        assert "label=cat" in (tab.locator("#grid img").first.get_attribute("src") or "")
-        tab.select_option("#class", "seven")
-        tab.wait_for_function("() => document.querySelector('#grid img').src.includes('label=seven')")
-        wait_for_images(tab)
-        assert "label=seven" in (tab.locator("#permalink").get_attribute("href") or "")
-        browser.close()
+def test_a_conditional_model_gets_a_class_selector_that_the_images_follow(page: tuple[Any, str]) -> None:
+    tab, _ = page
+    assert tab.locator("#class-box").is_hidden()  # the unconditional default model has no classes
+    tab.select_option("#model", "tiny-cond")
+    assert tab.locator("#class-box").is_visible()
+    assert tab.locator("#class option").all_inner_texts() == ["cat", "dog", "seven"]
+    tab.select_option("#class", "dog")
+    wait_for_images(tab)  # a refused label (400) would never decode
+    src = tab.locator("#grid img").first.get_attribute("src")
+    assert src.startswith("/v1/models/tiny-cond/images/") and "label=dog" in src
+    assert "label=dog" in tab.locator("#permalink").get_attribute("href")
+    tab.select_option("#model", "tiny")  # back to the unconditional model: no selector, no label in the URLs
+    assert tab.locator("#class-box").is_hidden()
+    assert "label=" not in tab.locator("#grid img").first.get_attribute("src")

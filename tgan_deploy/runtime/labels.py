@@ -55,7 +55,8 @@ def resolve_label(meta: ArtefactMetadata, label: Any) -> int:
     if isinstance(label, str):
         if label in meta.classes:
             return meta.classes.index(label)
-        if not (label.isascii() and label.isdigit()):
+        digits = label.removeprefix("-")  # "-1" names no class: say it is out of range, not an unknown name
+        if not (digits.isascii() and digits.isdigit()):
             raise InvalidLabelError(f"unknown class {label[:40]!r}: {valid_classes(meta)}")
         label = int(label)
     if isinstance(label, bool) or not isinstance(label, numbers.Integral):

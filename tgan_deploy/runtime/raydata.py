@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tgan_deploy._extras import require
+from tgan_deploy.artefact import ArtefactMetadata
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.bulk.formats import sample_key
 from tgan_deploy.runtime.labels import Label, resolve_labels
@@ -66,9 +67,12 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
     if per_row and seeds is None:
         raise TganError("one label per row needs seeds=[...]; with n=... give one label for every row")
     label: Label | None = None if per_row else labels  # type: ignore[assignment]
+    meta = locate_model(model).metadata  # None for a checkpoint or a lone .onnx file: the actors check labels
+    if meta is not None and not per_row:
+        resolve_labels(meta, label, 1)  # refused here in one line, not later in an actor's traceback
     if seeds is not None:
         listed = check_seeds(seeds)
-        row_labels = _row_labels(model, labels, len(listed)) if per_row else []
+        row_labels = _row_labels(meta, labels, len(listed)) if per_row else []
         ds = ray.data.from_items([{"id": s, **({"label": row_labels[i]} if per_row else {})}
                                   for i, s in enumerate(listed)])
         offset = 0
@@ -95,9 +99,8 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
                                                  "label": label})
 
 
-def _row_labels(model: str | Path, labels: Any, n: int) -> list[int]:
+def _row_labels(meta: ArtefactMetadata | None, labels: Any, n: int) -> list[int]:
     """One label per seed as class indices, checked here on the driver (a Ray column holds one type)."""
-    meta = locate_model(model).metadata
     if meta is None:  # a checkpoint or a lone .onnx file: indices pass, the actors check them
         if not all(isinstance(label, (int, np.integer)) for label in labels):
             raise TganError("class names per row need an export with model.json: give class indices")
