@@ -115,9 +115,9 @@ def test_serve_loads_and_answers_without_torch(tiny_models: TinyModels) -> None:
 
 
 def test_serve_without_its_extra_names_the_extra(tiny_models: TinyModels) -> None:
-    script = ("import sys\nsys.modules['uvicorn'] = None\n"
-              "from tgan_deploy.serve.cli import main\nmain(prog_name='tgan-serve')")
-    proc = subprocess.run([sys.executable, "-c", script, str(tiny_models.export)],
+    proc = subprocess.run([sys.executable, "-c", "import sys\nsys.modules['uvicorn'] = None\n"
+                           "from tgan_deploy.serve.cli import main\nmain(prog_name='tgan-serve')",
+                           str(tiny_models.export)],
                           capture_output=True, text=True, env=repo_env(), timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == ("error: tgan-serve needs the [serve] extra: uvicorn is not installed (needed for "
