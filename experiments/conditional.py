@@ -77,8 +77,8 @@ def job(data: str, conditional: bool, steps: int, every: int, seed: int, eval_n:
 
 COST_CASES = {
     # name: (data, short iterations, long iterations)
-    "dcgan-32px (mnist5k, base 16, batch 64)": ("mnist5k", 20, 80),
-    "toy-mlp (ring8, hidden 128, batch 100)": ("ring8", 50, 250),
+    "dcgan-32px (mnist5k, base 16, batch 64)": ("mnist5k", 20, 220),
+    "toy-mlp (ring8, hidden 128, batch 100)": ("ring8", 50, 1050),
 }
 
 

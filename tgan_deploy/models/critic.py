@@ -88,15 +88,22 @@ class Critic(nn.Module):
             return s_pos, s_neg
         if isinstance(pairs, str) and pairs == "all":
             raise ValueError("a conditional critic scores same-class pairs only: pass make_pairs('all', labels=...)")
-        p_real, p_fake = self._projected(e_real, labels), self._projected(e_fake, labels)
+        # Real i and fake i share labels[i], so one gather v(y) serves both sides (and one read of the
+        # weight: with spectral norm, one normalisation per call rather than one per side).
+        v = self._class_vectors(labels)
+        p_real, p_fake = (v * e_real.to(v.dtype)).sum(dim=1), (v * e_fake.to(v.dtype)).sum(dim=1)
         term = p_real - p_fake if isinstance(pairs, str) else p_real[pairs[:, 0]] - p_fake[pairs[:, 1]]
         return s_pos + term, s_neg - term
 
     def _projected(self, e: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """<v(y_i), e_i> [B]."""
+        v = self._class_vectors(labels)
+        return (v * e.to(v.dtype)).sum(dim=1)
+
+    def _class_vectors(self, labels: torch.Tensor | None) -> torch.Tensor:
+        """v(y_i) [B, feature_dim]: the projection table's rows for the batch's labels."""
         assert self.projection is not None
         if labels is None:
             raise ValueError(f"this critic is class-conditional ({self.projection.num_embeddings} classes): "
                              "pass the batch's labels")
-        weight = self.projection.weight  # read once: with spectral norm this normalises once
-        return (weight[labels] * e.to(weight.dtype)).sum(dim=1)
+        return self.projection.weight[labels]
