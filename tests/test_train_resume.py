@@ -49,8 +49,8 @@ def test_kill_9_during_training_and_checkpoint_writes_then_resume(tmp_path: Path
     # Every checkpoint left is complete and loadable; no temporary files survive a resume.
     found = list_checkpoints(killed)
     assert [p.name for p in found][-1] == "step-00000030.pt" and len(found) <= 3
-    for path in [*found, killed / "checkpoints" / "best.pt"]:
-        assert load_checkpoint(path)["step"] >= 28 or path.name == "best.pt"
+    for path in found:
+        assert load_checkpoint(path)["step"] >= 28
     assert not list(killed.rglob("*.tmp"))
     # And the interrupted run is the uninterrupted one, bit for bit.
     assert losses(killed) == losses(straight)

@@ -46,9 +46,9 @@ def test_toy_run_every_objective(tmp_path: Path, objective: str, pairing: str) -
     rows = losses(out)
     assert [r[0] for r in rows] == [8, 16, 24]
     assert all(torch.isfinite(torch.tensor(r[1:])).all() for r in rows)
-    # keep-last-2 pruned step 8; best.pt exists and is a loadable checkpoint
+    # keep-last-2 pruned step 8; no best.pt: a run shorter than run.eval_every is not evaluated
     assert [p.name for p in list_checkpoints(out)] == ["step-00000016.pt", "step-00000024.pt"]
-    assert load_checkpoint(out / "checkpoints" / "best.pt")["step"] in (8, 16, 24)
+    assert not (out / "checkpoints" / "best.pt").exists()
     G, cfg, state = load_generator(out)
     assert cfg.objective.name == objective and state["step"] == 24
     assert G(torch.zeros(3, 2)).shape == (3, 2)
@@ -125,3 +125,8 @@ def test_eval_every_logs_tgan_eval_metrics_and_plots_them(tmp_path: Path) -> Non
     assert [r["step"] for r in evals] == [3, 6]
     assert all(0 <= r["eval/modes"] <= 25 and 0 <= r["eval/hq_percent"] <= 100 for r in evals)
     assert (out / "eval.png").is_file()
+    # best.pt holds the state of the evaluation with the lowest 2-D FD
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    argmin = min(evals, key=lambda r: r["eval/fd"])
+    assert best["step"] == argmin["step"] == best["evaluation"]["step"]
+    assert best["evaluation"]["metric"] == "fd" and best["evaluation"]["value"] == argmin["eval/fd"]

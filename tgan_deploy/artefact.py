@@ -48,6 +48,10 @@ class ArtefactMetadata:
     source_step: int | None = None  # training step of the source checkpoint
     opset: int | None = None  # ONNX opset of the exported graphs
     batch_profile: list[int] = dataclasses.field(default_factory=list)  # [min, opt, max] batch of the engines
+    # The source checkpoint's newest evaluation during training ({"step", "metric", "value", "feature_space",
+    # "metrics"}; for best.pt the score that made it best), and the sha256 of the checkpoint it was fine-tuned from.
+    source_evaluation: dict[str, Any] | None = None
+    init_from_sha256: str = ""
     format: str = ARTEFACT_FORMAT
 
     @property

@@ -9,11 +9,14 @@ A checkpoint is one file, `torch.save` of a dict of tensors and plain Python val
     classes        class names in label-index order (class-conditional models, config model.num_classes > 0;
                    tgan-train also records them as config model.classes)
     critic         E + D state_dict (absent in generator-only exports)
-    optim_g, optim_d, rng, metrics ...   trainer state, opaque here
+    evaluation     the newest quality evaluation during training: {"step", "metric", "value", "feature_space",
+                   "metrics"} (or None); in best.pt, the one it was saved for
+    optim_g, optim_d, rng, trainer ...   trainer state, opaque here
 
 It is written atomically (temp + rename) and read with `torch.load(weights_only=True)`, which
 refuses arbitrary pickled objects. A run directory keeps its checkpoints in `RUN_DIR/checkpoints/`
-as `step-XXXXXXXX.pt` (newest = highest step) and `best.pt`.
+as `step-XXXXXXXX.pt` (newest = highest step) and `best.pt` (the state at the best evaluation). A run
+directory given where a checkpoint is expected means its best.pt when it has one, else its newest step.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from tgan_deploy.io import atomic_path
 CHECKPOINT_FORMAT = "tgan-deploy-checkpoint/1"
 CHECKPOINT_DIR = "checkpoints"
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+BEST_FILE = "best.pt"
+CHOICES = ("best", "last")  # which checkpoint of a run directory
 
 
 def step_file_name(step: int) -> str:
@@ -51,12 +56,19 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory's (or its checkpoints/ folder's) newest step checkpoint."""
+def resolve_checkpoint(path: str | Path, which: str = "auto") -> Path:
+    """A checkpoint file, or one of a run directory's (or its checkpoints/ folder's) checkpoints:
+    which = "auto" (best.pt if there is one, else the newest step), "best" (best.pt) or "last" (newest step)."""
     p = Path(path)
     if p.is_dir():
         if p.name == CHECKPOINT_DIR and not (p / CHECKPOINT_DIR).is_dir():
             p = p.parent  # RUN_DIR/checkpoints given instead of RUN_DIR
+        best = p / CHECKPOINT_DIR / BEST_FILE
+        if which in ("auto", "best") and best.is_file():
+            return best
+        if which == "best":
+            raise CheckpointError(f"{p} has no {CHECKPOINT_DIR}/{BEST_FILE}: it is written by evaluations during "
+                                  "training (run.eval_every); use --checkpoint last")
         found = list_checkpoints(p)
         if not found:
             raise CheckpointError(f"{p} holds no checkpoints ({CHECKPOINT_DIR}/step-*.pt): "
@@ -67,9 +79,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and validate a checkpoint file or run directory; never unpickles arbitrary objects."""
-    file = resolve_checkpoint(path)
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", which: str = "auto") -> dict[str, Any]:
+    """Read and validate a checkpoint file or run directory (`which`: resolve_checkpoint's); never unpickles
+    arbitrary objects."""
+    file = resolve_checkpoint(path, which)
     try:
         state = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, not a torch file, forbidden pickled object ...
@@ -115,8 +128,8 @@ def load_state_dict_checked(module: nn.Module, state_dict: dict[str, Any], what:
                               ) from exc
 
 
-def load_generator(path: str | Path, weights: str = "ema",
-                   map_location: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+def load_generator(path: str | Path, weights: str = "ema", map_location: str | torch.device = "cpu",
+                   which: str = "auto") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     """Rebuild the generator of a checkpoint in eval mode: (G, config, checkpoint dict).
 
     `weights`: "ema" (the EMA copy, falling back to raw weights if the run kept none) or "raw".
@@ -125,7 +138,7 @@ def load_generator(path: str | Path, weights: str = "ema",
 
     if weights not in ("ema", "raw"):
         raise TganError(f"weights must be 'ema' or 'raw', got {weights!r}")
-    state = load_checkpoint(path, map_location)
+    state = load_checkpoint(path, map_location, which)
     key = "generator_ema" if weights == "ema" and state.get("generator_ema") is not None else "generator"
     if state.get(key) is None:
         raise CheckpointError(f"{state['path']} holds no generator weights (a critic-only checkpoint?): "

@@ -18,6 +18,7 @@ from tgan_deploy.errors import ConfigError
 IMAGE_RESOLUTIONS = (32, 64, 128, 256)
 # The objectives tgan_deploy.objectives implements (tests/test_objectives.py checks its table has exactly
 # these), named here so that validating a config needs neither torch nor an import from a layer above.
+AUGMENT_POLICIES = ("auto", "none", "diffaug", "ada")
 OBJECTIVE_NAMES = ("t-sgan", "t-wgan", "t-lsgan", "t-hinge", "sgan", "rsgan", "rasgan", "ralsgan", "hinge", "wgan-gp")
 
 
@@ -58,6 +59,7 @@ class OptimConfig:
     generator_steps: int = 2  # ... then 2 generator steps
     ema_decay: float = 0.999  # generator EMA; 0 disables it
     amp: str = "none"  # "none" or "bf16" (autocast, on the CPU and GPUs: docs/training.md, Mixed precision)
+    freeze_d: int = 0  # FreezeD (Mo et al., arXiv:2002.10964): the critic's first N encoder blocks stay fixed
 
 
 @dataclasses.dataclass
@@ -67,6 +69,20 @@ class DataConfig:
     conditional: bool = False  # train class-conditionally on the data's labels (tgan-train --conditional)
     max_bad_fraction: float = 0.01  # unreadable images tolerated (skipped with a warning) before failing
     cache_dir: str = ""  # decoded image-folder cache; "" = $XDG_CACHE_HOME/tgan-deploy/data, "none" = keep in RAM
+    limit: int = 0  # train on N items only, a fixed seeded subset (TrainingData.subset; 0: all of them)
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    # Augmentation of every image the critic sees, reals and fakes alike (train/augment.py):
+    # "none"; "diffaug" (DiffAugment, Zhao et al., arXiv:2006.10738: colour, translation, cutout, always);
+    # "ada" (the same operations, each with probability p adapted from the critic's overfitting, Karras et al.,
+    # arXiv:2006.06676); "auto": "ada" for image data of fewer than augment.auto_below items, else "none".
+    policy: str = "auto"
+    auto_below: int = 2000  # "auto" turns ada on below this many training images
+    ada_target: float = 0.6  # ADA's target for the overfitting signal r_t
+    ada_interval: int = 4  # critic steps between adjustments of p
+    ada_kimg: float = 100.0  # p can move from 0 to 1 in this many thousand real images (StyleGAN2-ADA: 500)
 
 
 @dataclasses.dataclass
@@ -81,8 +97,11 @@ class RunConfig:
     checkpoint_every: int = 1000
     keep_last: int = 3
     on_divergence: str = "rollback"  # "rollback" (to last good checkpoint, lower lr) or "stop"
-    eval_every: int = 0  # tgan-eval's metrics every N iterations into metrics.jsonl (0: never)
+    eval_every: int = 1000  # FD/KID (tgan-eval's metrics) every N iterations; keeps best.pt (0: never)
     eval_samples: int = 2500  # samples per evaluation (PacGAN's protocol uses 2,500)
+    eval_features: str = ""  # TorchScript feature detector (Inception) for image data; "": the cache's, if any
+    init_from: str = ""  # fine-tune: start from this checkpoint or run directory's weights (tgan-train --init-from)
+    init_from_sha256: str = ""  # filled in by tgan-train: the sha256 of the checkpoint init_from loaded
     # -- trainer settings (tgan_deploy.train) --
     threads: int = 0  # torch intra-op CPU threads; 0 keeps torch's default. Fix it for bit-exact resumes
     max_rollbacks: int = 3  # on_divergence "rollback": give up (exit with an error) after this many
@@ -98,6 +117,7 @@ class TrainConfig:
     objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
 
     # -- conversions ---------------------------------------------------------------------------
@@ -154,6 +174,11 @@ class TrainConfig:
         _choice("optim.amp", opt.amp, ("none", "bf16"))
         _choice("run.device", self.run.device, ("auto", "cpu", "cuda"))
         _choice("run.on_divergence", self.run.on_divergence, ("rollback", "stop"))
+        a = self.augment
+        _choice("augment.policy", a.policy, AUGMENT_POLICIES)
+        if not 0 < a.ada_target < 1 or a.ada_interval <= 0 or a.ada_kimg <= 0:
+            raise ConfigError(f"augment.ada_target must be in (0, 1) and augment.ada_interval, augment.ada_kimg "
+                              f"positive; got {a.ada_target}, {a.ada_interval}, {a.ada_kimg}")
         parse_pairing(o.pairing)
         for name, value in [("model.latent_dim", m.latent_dim), ("model.base_channels", m.base_channels),
                             ("model.head_hidden", m.head_hidden), ("optim.batch_size", opt.batch_size),
@@ -175,6 +200,10 @@ class TrainConfig:
                             ("run.sample_grid", r.sample_grid), ("run.eval_samples", r.eval_samples)]:
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        for name, count in [("optim.freeze_d", opt.freeze_d), ("data.limit", self.data.limit),
+                            ("augment.auto_below", a.auto_below)]:
+            if count < 0:
+                raise ConfigError(f"{name} must be >= 0 (0: off), got {count}")
         if r.eval_every < 0:
             raise ConfigError(f"run.eval_every must be >= 0 (0: no evaluation during training), got {r.eval_every}")
         if not 0 < r.rollback_lr_factor < 1:

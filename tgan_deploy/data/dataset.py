@@ -26,11 +26,16 @@ def dataset_kind(source: str) -> Kind | None:
 
 
 def load_dataset(source: str, model_cfg: ModelConfig, data_cfg: DataConfig) -> TrainingData:
-    """Load `source` (an image folder, an .npz file, or builtin:{mnist5k,digits,ring8,grid25}).
+    """Load `source` (an image folder, an .npz file, or builtin:{mnist5k,digits,ring8,grid25}); only
+    data_cfg.limit of its items if that is set (TrainingData.subset).
 
     Images come out as model_cfg.channels x model_cfg.resolution^2 in [-1, 1]; points as [2]. A source whose
     kind does not fit model_cfg.arch ("mlp" for points, "dcgan" for images) fails with the fix.
     """
+    return _load(source, model_cfg, data_cfg).subset(data_cfg.limit)
+
+
+def _load(source: str, model_cfg: ModelConfig, data_cfg: DataConfig) -> TrainingData:
     if source.startswith(builtins.PREFIX):
         check_arch(source, builtins.BUILTINS[builtins.builtin_name(source)], model_cfg)
         return _load_builtin(source, model_cfg)

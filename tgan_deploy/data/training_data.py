@@ -40,6 +40,18 @@ class TrainingData(Dataset[torch.Tensor]):
             raise ValueError(f"{self.source} has no labels")
         return LabelledData(self)
 
+    def subset(self, n: int) -> TrainingData:
+        """n items (data.limit): the first n of one fixed shuffle (seed 0), in data-set order; labels kept.
+
+        Not literally the first n: sets stored by class (builtin:mnist5k is) would keep one class. The fixed
+        order makes the subsets nested (the 500 are among the 5,000) and the same on every run."""
+        if n <= 0 or n >= len(self):
+            return self
+        rows = np.sort(np.random.default_rng(0).permutation(len(self))[:n])
+        labels = None if self.labels is None else self.labels[rows]
+        return TrainingData(np.asarray(self.array[rows]), self.kind, self.source, self.skipped, labels,
+                            self.classes if labels is not None else ())
+
     @property
     def item_shape(self) -> tuple[int, ...]:
         return tuple(self.array.shape[1:])

@@ -32,6 +32,10 @@ from tgan_deploy.export.pipeline import ExportOptions, ParityFailed, run_export
 @click.option("--output", "output", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
               help="float: float32 images in [-1, 1]; uint8: pixels [0, 255] computed in the graph "
               "(torch-fidelity's convention for ONNX generators).")
+@click.option("--checkpoint", default="auto", show_default=True, metavar="best|last|PATH",
+              help="Which checkpoint of a run directory: best (checkpoints/best.pt, the best evaluation during "
+                   "training), last (the newest step), or a file (also looked up in RUN/checkpoints/). auto: best if "
+                   "the run has one, else last.")
 @click.option("--weights", type=click.Choice(["ema", "raw"]), default="ema", show_default=True,
               help="Export the EMA generator (falls back to raw weights if the run kept none) or the raw one.")
 @click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
@@ -45,8 +49,9 @@ from tgan_deploy.export.pipeline import ExportOptions, ParityFailed, run_export
               help="Comma-separated batch sizes of the parity check (capped by the batch range).")
 def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batch: int, opt_batch: int | None,
          max_batch: int, opset: int, output: str, weights: str, triton_repo: Path | None, check: bool, force: bool,
-         opt_level: int, parity_batches: tuple[int, ...]) -> None:
-    """Export the generator of a checkpoint (or a run directory's newest one) and check it against PyTorch.
+         opt_level: int, parity_batches: tuple[int, ...], checkpoint: str) -> None:
+    """Export the generator of a checkpoint (or a run directory's best one, else its newest) and check it against
+    PyTorch.
 
     Exit codes: 0 done; 1 parity failed (artefacts written for inspection); 2 bad input (nothing
     written); 3 a requested TensorRT/TensorRT-RTX engine cannot be built here (ONNX artefacts and the
@@ -55,7 +60,7 @@ def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batc
     opts = ExportOptions(source=source, out=out, fp16=fp16, trt=trt, trt_rtx=trt_rtx, min_batch=min_batch,
                          opt_batch=opt_batch, max_batch=max_batch, opset=opset, output=output, weights=weights,
                          triton_repo=triton_repo, check=check, force=force, opt_level=opt_level,
-                         parity_batches=parity_batches)
+                         parity_batches=parity_batches, checkpoint=checkpoint)
 
     def say(line: str) -> None:
         click.echo(line, err=True)

@@ -31,6 +31,8 @@ def build_metadata(cfg: TrainConfig, state: dict[str, Any], *, weights: str, out
         batch_profile=list(batch_profile),
         num_classes=cfg.model.num_classes,
         classes=list(state["classes"]),
+        source_evaluation=state.get("evaluation") if isinstance(state.get("evaluation"), dict) else None,
+        init_from_sha256=cfg.run.init_from_sha256,
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tgan_deploy.artefact import ArtefactMetadata
-from tgan_deploy.checkpoint import load_generator
+from tgan_deploy.checkpoint import BEST_FILE, CHECKPOINT_DIR, CHOICES, load_generator
 from tgan_deploy.errors import TganError
 from tgan_deploy.export import fp16 as fp16_mod
 from tgan_deploy.export import onnx as onnx_mod
@@ -57,6 +57,7 @@ class ExportOptions:
     force: bool = False
     opt_level: int = trt_mod.DEFAULT_OPT_LEVEL
     parity_batches: tuple[int, ...] = parity_mod.DEFAULT_BATCHES  # capped by the batch range
+    checkpoint: str = "auto"  # of a run directory: "auto" (best.pt, else newest), "best", "last", or a file
 
     @property
     def batch_profile(self) -> tuple[int, int, int]:
@@ -126,7 +127,7 @@ def _share_like_umask(folder: Path) -> None:
 def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[ArtefactMetadata, parity_mod.ParityReport]:
     """Do the export; raise ParityFailed / EngineUnavailable AFTER --out is complete, TganError before."""
     validate(opts)
-    generator, cfg, state = load_generator(opts.source, opts.weights)
+    generator, cfg, state = load_generator(chosen_checkpoint(opts), opts.weights, which=_which(opts.checkpoint))
     points = cfg.model.arch == "mlp"
     if points and opts.output == "uint8":
         raise TganError(f"--output uint8 is for image generators; {state['path']} is a 2-D toy generator "
@@ -142,6 +143,10 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
     classes = f", {meta.num_classes} classes" if meta.conditional else ""
     say(f"exporting {state['path']} (step {state.get('step')}, {meta.weights} weights, "
         f"{'points' if points else f'{cfg.model.resolution} px'}{classes}) -> {opts.out}")
+    if meta.source_evaluation:
+        e = meta.source_evaluation
+        say(f"  {'the best' if Path(state['path']).name == BEST_FILE else 'its'} evaluation: {e['metric']} "
+            f"{e['value']:.4g} at step {e['step']} ({e['feature_space']})")
     unavailable: list[str] = []
     with staging_dir(opts.out) as stage:
         reference = onnx_mod.prepare_for_export(generator)
@@ -214,6 +219,19 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         raise trt_mod.EngineUnavailable(f"{'; '.join(unavailable)} -- the ONNX artefacts and parity report are "
                                         f"complete in {opts.out}")
     return meta, report
+
+
+def _which(choice: str) -> str:
+    return choice if choice in ("auto", *CHOICES) else "auto"
+
+
+def chosen_checkpoint(opts: ExportOptions) -> Path:
+    """--checkpoint PATH: as given, else inside SOURCE's checkpoints/ folder (e.g. step-00002000.pt)."""
+    if opts.checkpoint in ("auto", *CHOICES):
+        return opts.source
+    given = Path(opts.checkpoint)
+    inside = opts.source / CHECKPOINT_DIR / given
+    return inside if not given.exists() and opts.source.is_dir() and inside.is_file() else given
 
 
 def _psnr_peak(meta: ArtefactMetadata) -> float | None:

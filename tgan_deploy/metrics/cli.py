@@ -17,6 +17,7 @@ LABELS = {
     "hq_percent": ("high-quality samples %", "{:.2f}"),
     "reverse_kl": ("reverse KL (nats)", "{:.4f}"),
     "cfd": ("classifier Fréchet distance (CFD)", "{:.4f}"),
+    "fd": ("Fréchet distance (FD)", "{:.4f}"),
     "kid": ("KID x 1000 (classifier features)", "{:.4f}"),
     "kid_std": ("KID std x 1000", "{:.4f}"),
     "precision": ("precision (k-NN)", "{:.4f}"),
@@ -40,8 +41,9 @@ def format_table(result: dict[str, Any]) -> str:
             text += f" / {totals[key]}"
         lines.append(f"  {label:<36} {text}")
     counts = details.get("per_mode_counts", details.get("class_counts"))
-    lines.append(f"  {'HQ samples per mode' if 'per_mode_counts' in details else 'predicted classes':<36} "
-                 f"{' '.join(map(str, counts))}")
+    if counts is not None:
+        lines.append(f"  {'HQ samples per mode' if 'per_mode_counts' in details else 'predicted classes':<36} "
+                     f"{' '.join(map(str, counts))}")
     if "conditional_accuracy_per_class" in details:
         per_class = details["conditional_accuracy_per_class"]
         shares = " ".join("n/a" if math.isnan(a) else f"{100 * a:.0f}" for a in per_class)
@@ -71,24 +73,35 @@ def _json_safe(obj: Any) -> Any:
                    "For independent repeats use non-overlapping ranges (0, N, 2N, ...).")
 @click.option("--weights", default=DEFAULTS["weights"], show_default=True, type=click.Choice(["ema", "raw"]),
               help="Generator weights: the EMA copy (falls back to raw if the run kept none) or the raw ones.")
+@click.option("--features", "features", default=None, metavar="PATH",
+              help="TorchScript feature detector (Inception's inception-2015-12-05.pt, or any with its call "
+                   "signature): FD and KID in its space against the run's training images. Default for image data "
+                   "other than the digits: the one in ~/.cache/tgan-deploy/features/ if it is there.")
+@click.option("--checkpoint", "which", type=click.Choice(["auto", "best", "last"]), default="auto",
+              show_default=True, help="Of a run directory: best.pt (auto: if it has one) or the newest step.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the full result (metrics, per-mode/class counts, checkpoint) to this JSON file.")
-def main(source: Path, n: int, seed: int, weights: str, json_out: Path | None) -> None:
-    """Score a generator: mode coverage on 2-D mixtures, classifier metrics on digits.
+def main(source: Path, n: int, seed: int, weights: str, features: str | None, which: str,
+         json_out: Path | None) -> None:
+    """Score a generator: mode coverage on 2-D mixtures, classifier metrics on digits, FD/KID in a feature
+    detector's space on other images.
 
-    RUN_DIR|CHECKPOINT is a run directory (its newest checkpoint is used) or a checkpoint file.
+    RUN_DIR|CHECKPOINT is a run directory (its best.pt if it has one, else its newest checkpoint) or a
+    checkpoint file.
     The metrics follow the run's data (data.source): builtin:ring8/grid25 get PacGAN's modes, high-quality %
     and reverse KL; builtin:mnist5k/digits get a project-trained classifier's Fréchet distance (CFD), KID,
     precision/recall, class coverage and class KL (trained once, under a minute, then cached). See
-    docs/evaluation.md for definitions and for Inception FID with torch-fidelity.
+    docs/evaluation.md for definitions and for Inception FID.
     """
     from tgan_deploy.checkpoint import load_generator
     from tgan_deploy.io import write_json_atomic
-    from tgan_deploy.metrics.evaluate import evaluate
+    from tgan_deploy.metrics.evaluate import data_kind, evaluate
+    from tgan_deploy.metrics.features import find_detector
 
-    generator, cfg, state = load_generator(source, weights=weights)
+    generator, cfg, state = load_generator(source, weights=weights, which=which)
     used = "ema" if weights == "ema" and state.get("generator_ema") is not None else "raw"  # load_generator's fallback
-    result = evaluate(generator, cfg, n=n, seed=seed, progress=True)
+    detector = find_detector(features or "") if features or data_kind(cfg) == "unsupported" else None
+    result = evaluate(generator, cfg, n=n, seed=seed, progress=True, detector=detector)
     result["checkpoint"] = {"path": state["path"], "step": state.get("step"), "weights": used}
     click.echo(f"{state['path']} (step {state.get('step')}, {used} weights)")
     click.echo(format_table(result))

@@ -22,7 +22,7 @@ def provenance(sampler: Any, **controls: Any) -> dict[str, Any]:
     meta = sampler.metadata
     info: dict[str, Any] = {"software": f"tgan-deploy {__version__}", "model": Path(sampler.source).name,
                             "latent": "tgan_deploy.runtime.latents (docs/runtime.md, Latent controls)"}
-    for key in ("source_checkpoint_sha256", "source_step", "weights"):
+    for key in ("source_checkpoint_sha256", "source_step", "weights", "init_from_sha256"):
         if meta.get(key) not in (None, ""):
             info[key] = meta[key]
     return {**info, **controls}

@@ -24,6 +24,11 @@ OVERRIDES = {
     "device": "run.device",
     "seed": "run.seed",
     "conditional": "data.conditional",
+    "augment": "augment.policy",
+    "eval_every": "run.eval_every",
+    "eval_features": "run.eval_features",
+    "init_from": "run.init_from",
+    "freeze_d": "optim.freeze_d",
 }
 
 
@@ -72,6 +77,22 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--conditional", is_flag=True, default=None,
               help="Train class-conditionally on the data's labels (class sub-folders, an .npz 'labels' array, "
                    "the builtins' digits / mixture components); the classes go into the checkpoint and exports.")
+@click.option("--augment", type=click.Choice(["auto", "none", "diffaug", "ada"]), default=None,
+              help="Augment what the critic sees, reals and fakes alike: diffaug (DiffAugment: colour, translation, "
+                   "cutout), ada (the same with an adaptive probability p), none. Default auto: ada for image data "
+                   "of fewer than 2,000 images, else none (announced at start).")
+@click.option("--eval-every", type=int, default=None, metavar="STEPS",
+              help="Score the EMA generator (FD, KID: tgan-eval's metrics) every STEPS iterations into metrics.jsonl, "
+                   "eval.png and TensorBoard, and keep the best as checkpoints/best.pt [default: 1000; 0: never].")
+@click.option("--eval-features", default=None, metavar="PATH",
+              help="TorchScript feature detector for image data (Inception's inception-2015-12-05.pt); default: "
+                   "the one in ~/.cache/tgan-deploy/features/ if it is there (docs/evaluation.md). Digits and 2-D "
+                   "data need none.")
+@click.option("--init-from", default=None, metavar="CHECKPOINT|RUN",
+              help="Fine-tune: start from a trained model's weights (a run directory's best.pt, else its newest "
+                   "checkpoint), wherever names and shapes match; fresh optimiser state.")
+@click.option("--freeze-d", type=int, default=None, metavar="N",
+              help="FreezeD: keep the critic's first N encoder blocks fixed (with --init-from) [default: 0].")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its newest checkpoint (reads its config.yaml unless --config "
                    "is given; options still override, e.g. a larger --steps). Starts fresh if it has none.")
@@ -82,7 +103,9 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
                    "applied last).")
 def main(config: str | None, data: str | None, objective: str | None, pairing: str | None,
          resolution: int | None, batch_size: int | None, steps: int | None, out: str | None, device: str | None,
-         seed: int | None, conditional: bool | None, resume: bool, force: bool, sets: tuple[str, ...]) -> None:
+         seed: int | None, conditional: bool | None, augment: str | None, eval_every: int | None,
+         eval_features: str | None, init_from: str | None, freeze_d: int | None, resume: bool, force: bool,
+         sets: tuple[str, ...]) -> None:
     """Train a T-GAN (or a baseline GAN) and write a run directory.
 
     \b
@@ -90,6 +113,8 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
       tgan-train --data builtin:ring8 --steps 3000 --out runs/ring   # the 2-D preset, nothing else needed
       tgan-train --data builtin:mnist5k --out runs/mnist                 # preset: 1 channel, 32 px
       tgan-train --data builtin:mnist5k --conditional --out runs/cmnist  # G(z, digit)
+      tgan-train --data builtin:mnist5k --set data.limit=500 --augment ada --out runs/small
+      tgan-train --data my_images/ --init-from runs/mnist --freeze-d 2 --out runs/tuned
       tgan-train --out runs/mnist --resume
       torchrun --nproc_per_node 2 -m tgan_deploy.train --config cfg.yaml --out runs/ddp
 
@@ -99,7 +124,8 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
     from tgan_deploy.train.loop import train
 
     values = dict(data=data, objective=objective, pairing=pairing, resolution=resolution, batch_size=batch_size,
-                  steps=steps, out=out, device=device, seed=seed, conditional=conditional or None)
+                  steps=steps, out=out, device=device, seed=seed, conditional=conditional or None, augment=augment,
+                  eval_every=eval_every, eval_features=eval_features, init_from=init_from, freeze_d=freeze_d)
     overrides: dict[str, Any] = {OVERRIDES[k]: v for k, v in values.items() if v is not None}
     overrides.update(parse_set(sets))
     cfg, provenance = resolve_config(config, out, resume, overrides)

@@ -20,10 +20,16 @@ import dataclasses
 import datetime
 import os
 import warnings
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from tgan_deploy.errors import TganError
+
+T = TypeVar("T")
 
 # torch 2.13 marks torch.distributed.nn.functional deprecated in favour of functional collectives whose
 # backward needs reduce_scatter, which gloo lacks; the autograd all_gather below works on both backends.
@@ -95,6 +101,21 @@ def broadcast_object(obj: object, ctx: Context) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main(make: Callable[[], T], ctx: Context) -> T | None:
+    """`make()` on rank 0 only (None elsewhere); a TganError it raises is raised on every rank, so a refused
+    torchrun run stops everywhere instead of leaving the other ranks at a barrier."""
+    result, refusal = None, None
+    if ctx.is_main:
+        try:
+            result = make()
+        except TganError as exc:
+            refusal = exc
+    shared = broadcast_object(refusal, ctx)
+    if isinstance(shared, TganError):
+        raise shared
+    return result
 
 
 # -- BatchNorm over the global batch -------------------------------------------------------------

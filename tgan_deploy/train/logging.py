@@ -50,6 +50,8 @@ class RunLogger:
         self._tb = None
         self._last_time = time.perf_counter()
         self._last_step = start_step
+        self._postfix: dict[str, str] = {}  # the latest losses, then the latest evaluation, in the bar
+        self._headline: dict[str, str] = {}
         if not enabled:
             return
         from tqdm.auto import tqdm
@@ -82,12 +84,14 @@ class RunLogger:
                 self._tb.add_scalar(key, value, step)
         parts = [f"{short} {metrics[key]:.4g}" for key, short in SUMMARY_KEYS if key in metrics]
         self.echo(f"step {step:>8d} | " + " | ".join(parts) + f" | {rate:.2f} it/s")
+        self._postfix = {short: f"{metrics[key]:.3g}" for key, short in SUMMARY_KEYS[:2]
+                         if key in metrics and math.isfinite(metrics[key])}
         if self._bar is not None:
-            self._bar.set_postfix({short: f"{metrics[key]:.3g}" for key, short in SUMMARY_KEYS[:2]
-                                   if key in metrics and math.isfinite(metrics[key])})
+            self._bar.set_postfix(self._postfix | self._headline)
 
-    def record(self, step: int, metrics: dict[str, float]) -> None:
-        """Evaluation metrics: to metrics.jsonl and TensorBoard, one line; no step-rate bookkeeping."""
+    def record(self, step: int, metrics: dict[str, float], headline: str = "") -> None:
+        """Evaluation metrics: to metrics.jsonl and TensorBoard, one line; no step-rate bookkeeping.
+        `headline` (one of the keys) stays in the progress bar until the next evaluation."""
         if not self.enabled:
             return
         self._write({"step": step, **metrics})
@@ -95,6 +99,10 @@ class RunLogger:
             for key, value in metrics.items():
                 self._tb.add_scalar(key, value, step)
         self.echo(f"step {step:>8d} | " + " | ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        if headline in metrics:
+            self._headline = {headline.removeprefix("eval/"): f"{metrics[headline]:.4g}"}
+            if self._bar is not None:
+                self._bar.set_postfix(self._postfix | self._headline)
 
     def event(self, step: int, kind: str, message: str) -> None:
         """Something a person should know about (divergence, rollback, interrupt)."""

@@ -6,6 +6,9 @@ One iteration (../shared/docs/tgan-method.md §2, the reference bojone/T-GANs):
   2. optim.generator_steps generator steps: fresh real batch, fresh z; E and D are frozen
      (requires_grad False, never stepped) but stay in train mode, so E's BatchNorm uses batch statistics.
   3. the generator EMA is updated.
+Every image the critic scores, real or fake, first passes through the augmenter (augment.policy; a no-op
+unless diffaug or ada is on). Every run.eval_every iterations the EMA generator is scored (evaluation.py)
+and the best-scoring state is kept as best.pt.
 Every optimiser step is guarded: a NaN/Inf loss or gradient norm stops it before the weights change
 (the divergence guard; run.on_divergence). Logging, sample grids and checkpoints happen between iterations.
 """
@@ -34,14 +37,15 @@ from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
-from tgan_deploy.train import conditional, distributed, plots, rundir, state
+from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state
+from tgan_deploy.train.augment import Augmenter, overfitting_signal, resolve_policy
 from tgan_deploy.train.ema import EMA
 from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
 from tgan_deploy.train.runlock import run_lock
 from tgan_deploy.train.scores import GlobalScores
 from tgan_deploy.train.settings import Provenance, write_config
 
-G_LOSS_EMA_DECAY = 0.99  # smoothing of the generator loss that defines best.pt (docs/training.md)
+G_LOSS_EMA_DECAY = 0.99  # smoothing of the logged generator loss g_loss_ema
 TOY_SAMPLE_POINTS = 1000  # points in a 2-D scatter plot (latent seeds 0..999)
 
 
@@ -103,9 +107,22 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     random.seed(cfg.run.seed)
 
     # -- data (labels decide the model's classes), then the run directory ------------------------
+    def say(line: str) -> None:
+        if ctx.is_main:
+            print(line, file=sys.stderr, flush=True)
+
     dataset = load_dataset(cfg.data.source, cfg.model, cfg.data)
-    conditional.configure(cfg, dataset, provenance, say=lambda line: print(line, file=sys.stderr, flush=True)
-                          if ctx.is_main else None)
+    conditional.configure(cfg, dataset, provenance, say=say)
+    policy, announcement = resolve_policy(cfg.augment, dataset.kind, len(dataset))
+    if announcement:
+        say(announcement)
+    # Everything that can refuse the run (an unusable --eval-features or --init-from) before anything is written.
+    evaluator = distributed.on_main(lambda: evaluation.plan(cfg, dataset, say), ctx)
+    parent = finetune.load_parent(cfg) if cfg.run.init_from else None
+    if parent is not None:
+        cfg.run.init_from_sha256 = parent["sha256"]
+        if provenance is not None:
+            provenance.sources["run.init_from_sha256"] = f"sha256 of {parent['path']} (run.init_from)"
     if ctx.is_main:
         rundir.prepare(run_dir, resume=resume, force=force)
     distributed.barrier(ctx)
@@ -123,6 +140,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     G = build_generator(cfg.model).to(device)
     critic = build_critic(cfg.model).to(device)
     ema = EMA(G, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+    frozen = finetune.freeze_blocks(critic, cfg.optim.freeze_d)  # FreezeD; stays frozen (see set_trainable)
     if ctx.enabled and cfg.run.sync_batchnorm:
         distributed.use_global_batchnorm(G)
         distributed.use_global_batchnorm(critic)
@@ -132,8 +150,9 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     pair_rng = torch.Generator().manual_seed(cfg.run.seed + 2)  # perm:K permutations (make_pairs draws on CPU)
     objective = get_objective(cfg.objective.name)
     scorer = GlobalScores(critic, objective, cfg.objective, ctx, pair_rng, noise_rng)
-    trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_g_loss_ema": math.inf}
-    parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, trainer)
+    augment = Augmenter(cfg.augment, policy, cfg.optim.batch_size, noise_rng)
+    trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_score": math.inf, "best_step": -1}
+    parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, trainer, augment)
 
     # -- resume, or remember the initial state (the rollback target before the first checkpoint) --
     step = 0
@@ -141,7 +160,12 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     checkpoint = state.newest_checkpoint(run_dir, device) if resume else None
     if checkpoint is not None:
         step = parts.load(checkpoint)
+        best = state.best_evaluation(run_dir) if ctx.is_main else None  # best.pt may be newer than the step file
+        if best is not None and best["value"] < trainer["best_score"]:
+            trainer["best_score"], trainer["best_step"] = best["value"], best["step"]
     else:
+        if parent is not None:
+            say(finetune.init_weights(parent, G, critic, ema.model if ema is not None else None))
         initial = copy.deepcopy(parts.state_dict(0))
     if ctx.is_main:
         write_config(run_dir / rundir.CONFIG_FILE, cfg, provenance)
@@ -187,7 +211,10 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                         with torch.no_grad(), autocast:
                             x_fake = G(draw_z(), labels)
                         with autocast:
-                            a, b, penalty = critic_train(x_real, x_fake, objective.gradient_penalty, labels)
+                            a, b, penalty = critic_train(augment(x_real), augment(x_fake), objective.gradient_penalty,
+                                                         labels)
+                        if augment.policy == "ada":
+                            augment.observe(float(overfitting_signal(a.detach(), b.detach(), objective.pairwise)))
                         d_loss = objective.critic_loss(a.float(), b.float())
                         if penalty is not None:
                             d_loss = d_loss + cfg.objective.gp_weight * penalty.float()
@@ -202,14 +229,14 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                         x_real, labels = next_real(batches)
                         with autocast:
                             x_fake = G_train(draw_z(), labels)
-                            a, b, _ = scorer(x_real if objective.generator_uses_real else None, x_fake,
-                                             labels=labels)
+                            a, b, _ = scorer(augment(x_real) if objective.generator_uses_real else None,
+                                             augment(x_fake), labels=labels)
                         g_loss = objective.generator_loss(a.float(), b.float())
                         opt_g.zero_grad(set_to_none=True)
                         g_loss.backward()
                         totals.add("g", *guard("generator", g_loss, G))
                         opt_g.step()
-                    critic.requires_grad_(True)
+                    set_trainable(critic, frozen)
 
                     # 3. generator EMA
                     if ema is not None:
@@ -220,7 +247,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                     if periodic and not weights_finite(G, critic):
                         raise Diverged("non-finite weights")
                 except Diverged as exc:
-                    critic.requires_grad_(True)
+                    set_trainable(critic, frozen)
                     step = recover(parts, run_dir, initial, step, str(exc), logger, device)
                     batches = stream.batches(step * batches_per_iteration)
                     totals = Totals()
@@ -234,10 +261,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                 if due(step, cfg.run.log_every, cfg):
                     logger.log(step, totals.means() | {"g_loss_ema": trainer["g_loss_ema"],
                                                        "lr_g": opt_g.param_groups[0]["lr"],
-                                                       "lr_d": opt_d.param_groups[0]["lr"]})
+                                                       "lr_d": opt_d.param_groups[0]["lr"]}
+                               | ({"augment_p": augment.p} if augment.active else {}))
                     totals = Totals()
-                if ctx.is_main and cfg.run.eval_every > 0 and due(step, cfg.run.eval_every, cfg):
-                    logger.record(step, evaluate_generator(parts))
+                if evaluator is not None and eval_due(step, cfg):
+                    evaluate_and_keep_best(parts, evaluator, run_dir, step, logger)
                 if ctx.is_main and due(step, cfg.run.sample_every, cfg):
                     write_samples(parts, run_dir, step, dataset)
                 interrupted = distributed.any_rank(stop.requested, ctx, device)
@@ -284,6 +312,20 @@ def due(step: int, every: int, cfg: TrainConfig) -> bool:
     return step % every == 0 or step == cfg.run.steps
 
 
+def eval_due(step: int, cfg: TrainConfig) -> bool:
+    """Evaluations every run.eval_every iterations and after the last one, if the run is that long at all
+    (a short trial run is not held up by an evaluation it did not ask for)."""
+    every = cfg.run.eval_every
+    return every > 0 and cfg.run.steps >= every and due(step, every, cfg)
+
+
+def set_trainable(critic: nn.Module, frozen: list[nn.Parameter]) -> None:
+    """The critic trains again after the generator steps, except its FreezeD blocks."""
+    critic.requires_grad_(True)
+    for p in frozen:
+        p.requires_grad_(False)
+
+
 def guard(what: str, loss: torch.Tensor, model: nn.Module) -> tuple[float, float]:
     """(loss, gradient norm) as floats; raises Diverged before the optimiser steps if either is NaN/Inf."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -324,9 +366,11 @@ class Parts:
 
     def __init__(self, cfg: TrainConfig, G: nn.Module, critic: nn.Module, ema: EMA | None,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, noise_rng: torch.Generator,
-                 pair_rng: torch.Generator, trainer: dict[str, Any]) -> None:
+                 pair_rng: torch.Generator, trainer: dict[str, Any], augment: Augmenter) -> None:
         self.cfg, self.G, self.critic, self.ema = cfg, G, critic, ema
         self.opt_g, self.opt_d, self.noise_rng, self.pair_rng, self.trainer = opt_g, opt_d, noise_rng, pair_rng, trainer
+        self.augment = augment
+        self.evaluation: dict[str, Any] | None = None  # the newest evaluation
 
     def state_dict(self, step: int) -> dict[str, Any]:
         return {
@@ -339,7 +383,8 @@ class Parts:
             "optim_g": self.opt_g.state_dict(),
             "optim_d": self.opt_d.state_dict(),
             "rng": state.capture_rng(self.noise_rng, self.pair_rng),
-            "trainer": dict(self.trainer),
+            "trainer": dict(self.trainer) | {"augment": self.augment.state()},
+            "evaluation": self.evaluation,
         }
 
     def load(self, ckpt: dict[str, Any]) -> int:
@@ -357,7 +402,10 @@ class Parts:
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise TganError(f"{where} lacks trainer state or does not match this run ({str(exc)[:120]}): "
                             "resume only from checkpoints tgan-train wrote for the same config") from exc
-        self.trainer.update(ckpt["trainer"])
+        trainer = dict(ckpt["trainer"])
+        self.augment.load_state(trainer.pop("augment", None))
+        self.trainer.update(trainer)
+        self.evaluation = ckpt.get("evaluation")
         self.set_lr()
         return int(ckpt["step"])
 
@@ -369,13 +417,9 @@ class Parts:
 
 
 def save(parts: Parts, run_dir: Path, step: int, ctx: distributed.Context) -> None:
-    """Rank 0 writes step-XXXXXXXX.pt, best.pt, prunes old ones (the loop checked the weights are finite)."""
+    """Rank 0 writes step-XXXXXXXX.pt and prunes old ones (the loop checked the weights are finite)."""
     if ctx.is_main:
-        trainer = parts.trainer
-        is_best = math.isfinite(trainer["g_loss_ema"]) and trainer["g_loss_ema"] < trainer["best_g_loss_ema"]
-        if is_best:
-            trainer["best_g_loss_ema"] = trainer["g_loss_ema"]
-        state.write_checkpoint(run_dir, step, parts.state_dict(step), parts.cfg.run.keep_last, is_best)
+        state.write_checkpoint(run_dir, step, parts.state_dict(step), parts.cfg.run.keep_last)
     distributed.barrier(ctx)
 
 
@@ -406,13 +450,19 @@ def recover(parts: Parts, run_dir: Path, initial: dict[str, Any] | None, step: i
 
 
 @torch.no_grad()
-def evaluate_generator(parts: Parts) -> dict[str, float]:
-    """tgan-eval's metrics of the sampling generator (EMA if kept) on the same seeded latents every time."""
-    from tgan_deploy.metrics.evaluate import evaluate
-
+def evaluate_and_keep_best(parts: Parts, evaluator: evaluation.Evaluator, run_dir: Path, step: int,
+                           logger: RunLogger) -> None:
+    """Score the sampling generator (EMA if kept); log it; save best.pt when it beats every earlier score."""
     model = parts.ema.model if parts.ema is not None else parts.G
-    result = evaluate(model, parts.cfg, n=parts.cfg.run.eval_samples)
-    return {f"eval/{name}": float(value) for name, value in result["metrics"].items()}
+    parts.evaluation = evaluator(model, step)
+    logger.record(step, {f"eval/{name}": value for name, value in parts.evaluation["metrics"].items()},
+                  headline=f"eval/{parts.evaluation['metric']}")
+    if evaluation.improves(parts.evaluation, parts.trainer["best_score"]) and weights_finite(parts.G, parts.critic):
+        parts.trainer["best_score"], parts.trainer["best_step"] = parts.evaluation["value"], step
+        state.write_best(run_dir, parts.state_dict(step))
+        logger.echo(f"step {step:>8d} | best so far ({parts.evaluation['metric']} "
+                    f"{parts.evaluation['value']:.4g}): saved checkpoints/{state.BEST_FILE}")
+    plots.save_eval_plot(read_metrics(run_dir), run_dir / rundir.EVAL_PLOT)
 
 
 @torch.no_grad()

@@ -5,7 +5,11 @@ A training checkpoint holds, besides the contract's config/step/generator/genera
     rng                every random state the run consumes, as tensors and plain ints (weights_only-safe):
                        torch (CPU), cuda (per device), numpy (global MT19937), python (random module),
                        noise (the trainer's z / GP generator), pairs (perm:K permutations)
-    trainer            lr_scale, rollbacks, g_loss_ema, best_g_loss_ema, world_size
+    trainer            lr_scale, rollbacks, g_loss_ema, best_score / best_step (the best evaluation so far),
+                       augment (ADA's p and its running signal)
+    evaluation         the newest evaluation at or before this step (train/evaluation.py), or None
+best.pt is a full training checkpoint of its own (the state when an evaluation beat every earlier one), never
+pruned; tgan-export RUN exports it when it exists.
 Checkpoints are written by rank 0 only; the RNG states are rank 0's (every random draw in the loop
 comes from the two trainer generators, which are identical on every rank by construction).
 """
@@ -22,14 +26,13 @@ import numpy as np
 import torch
 
 from tgan_deploy.checkpoint import (
+    BEST_FILE,
     CHECKPOINT_DIR,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
     step_file_name,
 )
-
-BEST_FILE = "best.pt"
 
 
 def capture_rng(noise: torch.Generator, pairs: torch.Generator) -> dict[str, Any]:
@@ -63,15 +66,29 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / CHECKPOINT_DIR / step_file_name(step)
 
 
-def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int, is_best: bool) -> Path:
-    """Atomically write step-XXXXXXXX.pt, point best.pt at it if `is_best`, prune to the newest `keep_last`."""
+def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
+    """Atomically write step-XXXXXXXX.pt and prune step checkpoints to the newest `keep_last` (best.pt stays)."""
     path = checkpoint_path(run_dir, step)
     save_checkpoint(path, state)
-    if is_best:
-        _link_atomic(path, run_dir / CHECKPOINT_DIR / BEST_FILE)
     for old in list_checkpoints(run_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path
+
+
+def write_best(run_dir: Path, state: dict[str, Any]) -> Path:
+    """Atomically (re)write best.pt: the training state at the best evaluation so far."""
+    path = run_dir / CHECKPOINT_DIR / BEST_FILE
+    save_checkpoint(path, state)
+    return path
+
+
+def best_evaluation(run_dir: Path) -> dict[str, Any] | None:
+    """The evaluation record best.pt was saved for (None without one); a damaged best.pt raises CheckpointError."""
+    path = run_dir / CHECKPOINT_DIR / BEST_FILE
+    if not path.is_file():
+        return None
+    record = load_checkpoint(path).get("evaluation")
+    return record if isinstance(record, dict) else None
 
 
 def _link_atomic(source: Path, target: Path) -> None:

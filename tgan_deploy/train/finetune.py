@@ -1,0 +1,98 @@
+"""Fine-tuning: a new run that starts from a trained model's weights (run.init_from), and FreezeD.
+
+`load_parent` reads the parent (a checkpoint file, or a run directory: its best.pt, else its newest step) and
+refuses, in one line and before anything is written, a parent whose images the new model cannot make
+(another architecture, resolution or channel count). `init_weights` then copies every tensor of G, the
+critic (E, D, projection) and the EMA generator whose name and shape match, and names what stayed fresh: a
+changed class count re-initialises only the label tables (the embedding of G, the critic's projection),
+since everything else keeps its shape. Optimiser state is always fresh: the new data is a new problem.
+
+FreezeD (Mo et al., arXiv:2002.10964, "Freeze the Discriminator"): the critic's first N encoder blocks (a
+block = one conv or linear layer and the normalisation after it) keep the parent's weights, which
+transfers its low-level features and leaves fewer parameters to overfit a small target set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from tgan_deploy.config import TrainConfig
+from tgan_deploy.errors import TganError
+
+MUST_MATCH = ("arch", "resolution", "channels")
+
+
+def load_parent(cfg: TrainConfig) -> dict[str, Any]:
+    """The parent checkpoint of run.init_from, checked against cfg.model; raises a one-line TganError."""
+    from tgan_deploy.checkpoint import load_checkpoint
+    from tgan_deploy.io import file_sha256
+
+    parent = load_checkpoint(cfg.run.init_from)
+    theirs = parent["config_obj"].model
+    for name in MUST_MATCH:
+        if getattr(theirs, name) != getattr(cfg.model, name) and not (cfg.model.arch == "mlp" and name != "arch"):
+            raise TganError(f"--init-from {parent['path']} has model.{name} {getattr(theirs, name)!r}, this run "
+                            f"{getattr(cfg.model, name)!r}: fine-tune from a parent with the same {name} "
+                            f"(or set model.{name} {getattr(theirs, name)!r})")
+    parent["sha256"] = file_sha256(parent["path"])
+    return parent
+
+
+def copy_matching(module: nn.Module, source: dict[str, Any] | None) -> list[str]:
+    """Load every tensor of `source` whose name and shape match; returns the names left fresh."""
+    own = module.state_dict()
+    source = source or {}
+    taken = {k: v for k, v in source.items() if k in own and getattr(v, "shape", None) == own[k].shape}
+    module.load_state_dict(own | taken)
+    return [k for k in own if k not in taken]
+
+
+def init_weights(parent: dict[str, Any], G: nn.Module, critic: nn.Module, ema_model: nn.Module | None) -> str:
+    """Copy the parent's weights into the new models; returns the one line that says what was loaded."""
+    fresh: dict[str, list[str]] = {
+        "G": copy_matching(G, parent.get("generator")),
+        "critic": copy_matching(critic, parent.get("critic")),
+    }
+    if ema_model is not None:
+        fresh["EMA"] = copy_matching(ema_model, parent.get("generator_ema") or parent.get("generator"))
+    total = len(G.state_dict()) + len(critic.state_dict()) + (len(ema_model.state_dict()) if ema_model else 0)
+    new = sum(len(names) for names in fresh.values())
+    detail = "; ".join(f"{who}: {', '.join(_layers(names))}" for who, names in fresh.items() if names)
+    return (f"init-from {parent['path']} (step {parent.get('step')}): loaded {total - new} of {total} tensors, "
+            f"fresh optimiser state" + (f"; fresh: {detail}" if detail else ""))
+
+
+def _layers(names: list[str]) -> list[str]:
+    """State-dict keys -> the layers they belong to ("body.0.weight" -> "body.0"), first-seen order."""
+    seen: dict[str, None] = {}
+    for name in names:
+        seen[name.removesuffix(".original").rsplit(".", 1)[0].replace(".parametrizations", "")] = None
+    return list(seen)
+
+
+def encoder_blocks(encoder: nn.Module) -> list[list[nn.Parameter]]:
+    """The encoder's blocks in input order: each conv/linear layer with the normalisation layers after it."""
+    blocks: list[list[nn.Parameter]] = []
+    for module in encoder.modules():
+        # parameters() of the layer itself includes a spectral-norm parametrisation's `original` weight
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            blocks.append(list(module.parameters()))
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and blocks:
+            blocks[-1].extend(module.parameters())
+    return blocks
+
+
+def freeze_blocks(critic: nn.Module, n: int) -> list[nn.Parameter]:
+    """FreezeD: the parameters of the critic's first n encoder blocks, to keep out of training."""
+    if n == 0:
+        return []
+    blocks = encoder_blocks(critic.encoder)  # type: ignore[arg-type]
+    if n > len(blocks):
+        raise TganError(f"optim.freeze_d {n} is more than the critic's {len(blocks)} encoder blocks: "
+                        f"pick 1..{len(blocks)}")
+    frozen = [p for block in blocks[:n] for p in block]
+    for p in frozen:
+        p.requires_grad_(False)
+    return frozen
