@@ -146,7 +146,7 @@ def eval_share(steps: int) -> dict[str, Any]:
 # -- summary --------------------------------------------------------------------------------------
 
 def summarise(results: list[dict[str, Any]], costs: list[dict[str, Any]], share: dict[str, Any] | None,
-              out: Path) -> None:
+              out: Path, sizes: list[int], objectives: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,11 +161,11 @@ def summarise(results: list[dict[str, Any]], costs: list[dict[str, Any]], share:
              "(EMA generator, evaluated by the trainer itself), lower is better; mean ± s.e. over seeds; "
              "'best' = the lowest CFD of the run (what best.pt holds).", ""]
     rows: list[dict[str, Any]] = []
-    fig, axes = plt.subplots(1, len(SIZES) * len(OBJECTIVES), figsize=(4.2 * len(SIZES) * len(OBJECTIVES), 3.6),
+    fig, axes = plt.subplots(1, len(sizes) * len(objectives), figsize=(4.2 * len(sizes) * len(objectives), 3.6),
                              dpi=100, squeeze=False)
     panel = 0
-    for size in SIZES:
-        for objective in OBJECTIVES:
+    for size in sizes:
+        for objective in objectives:
             group = [r for r in results if r["size"] == size and r["objective"] == objective and r["curve"]]
             if not group:
                 continue
@@ -230,22 +230,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-cost", action="store_true", help="no cost or evaluation-share measurement")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated data.limit values")
+    parser.add_argument("--objectives", default=",".join(OBJECTIVES))
+    parser.add_argument("--name", default="small_data", help="results folder under --out")
     args = parser.parse_args()
+    sizes = [int(v) for v in args.sizes.split(",")]
+    objectives = args.objectives.split(",")
     short, long = 20, 220
     if args.quick:
         args.seeds, args.steps, args.evals, args.eval_n, args.rounds, args.share_steps = 1, 20, 2, 200, 1, 20
         args.out, short, long = args.out / "quick", 4, 12
-    out = args.out / "small_data"
+    out = args.out / args.name
     from tgan_deploy.metrics.classifier import load_classifier
 
     load_classifier("mnist5k", progress=True)  # trained once and cached, before the workers need it
     jobs = []
-    for size in SIZES:
-        for objective in OBJECTIVES:
+    for size in sizes:
+        for objective in objectives:
             for policy in POLICIES:
                 for seed in range(args.seeds):
                     name = f"{objective}__n{size}__{policy}__it{args.steps}__s{seed}"
-                    run_dir = RUNS_DIR / ("quick" if args.quick else "") / "small_data" / name
+                    run_dir = RUNS_DIR / ("quick" if args.quick else "") / args.name / name
                     jobs.append((out / "runs" / f"{name}.json", job,
                                  (objective, size, policy, args.steps, args.steps // args.evals, seed, args.eval_n,
                                   run_dir)))
@@ -259,7 +264,7 @@ def main() -> None:
         write_json_atomic(share_file, eval_share(args.share_steps))
     costs = json.loads(cost_file.read_text()) if cost_file.exists() else []
     share = json.loads(share_file.read_text()) if share_file.exists() else None
-    summarise(load_results(out / "runs"), costs, share, out)
+    summarise(load_results(out / "runs"), costs, share, out, sizes, objectives)
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def test_run_dir_resolution(tmp_path: Path) -> None:
     for step in (2, 10, 9):
         save_checkpoint(run / "checkpoints" / f"step-{step}.pt", {**state, "step": step})
     save_checkpoint(run / "checkpoints" / step_file_name(3), {**state, "step": 3})
-    for stray in ("best.pt", "step-x.pt", "step-11.pt.tmp"):
+    for stray in ("step-x.pt", "step-11.pt.tmp"):
         (run / "checkpoints" / stray).write_bytes(b"")
     assert step_file_name(3) == "step-00000003.pt"
     assert [p.name for p in list_checkpoints(run)] == ["step-2.pt", "step-00000003.pt", "step-9.pt", "step-10.pt"]
@@ -151,6 +151,12 @@ def test_run_dir_resolution(tmp_path: Path) -> None:
     assert resolve_checkpoint(run / "checkpoints") == run / "checkpoints" / "step-10.pt"
     assert resolve_checkpoint(run / "checkpoints" / "step-9.pt") == run / "checkpoints" / "step-9.pt"
     assert load_checkpoint(run)["step"] == 10
+    one_line_error(lambda: resolve_checkpoint(run, "best"), "has no checkpoints/best.pt")
+    # best.pt, once an evaluation wrote it, is what a run directory means; "last" still picks the newest step
+    save_checkpoint(run / "checkpoints" / "best.pt", {**state, "step": 3})
+    assert resolve_checkpoint(run) == resolve_checkpoint(run, "best") == run / "checkpoints" / "best.pt"
+    assert resolve_checkpoint(run, "last") == run / "checkpoints" / "step-10.pt"
+    assert load_checkpoint(run)["step"] == 3
 
 
 def test_atomic_write_leaves_no_temp_file(tmp_path: Path) -> None:

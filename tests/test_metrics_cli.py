@@ -48,7 +48,7 @@ def test_cli_scores_a_toy_run_dir_and_writes_json(tmp_path: Path) -> None:
     assert "modes covered" in proc.stdout and "reverse KL" in proc.stdout and "step 7" in proc.stdout
     result = json.loads(out.read_text())
     assert (result["kind"], result["n"], result["seed"]) == ("toy2d", 300, 5)
-    assert set(result["metrics"]) == {"modes", "hq_percent", "reverse_kl"}
+    assert set(result["metrics"]) == {"modes", "hq_percent", "reverse_kl", "fd"}
     assert len(result["details"]["per_mode_counts"]) == 8
     assert result["checkpoint"]["step"] == 7 and result["checkpoint"]["weights"] == "raw"  # no EMA copy saved
 
@@ -71,7 +71,7 @@ def test_cli_unsupported_data_names_the_fix(tmp_path: Path) -> None:
     proc = run_eval(str(ckpt), "--n", "20")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "torch-fidelity" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--features PATH" in lines[0]
 
 
 def test_evaluate_is_reproducible_and_restores_training_mode() -> None:
@@ -80,7 +80,7 @@ def test_evaluate_is_reproducible_and_restores_training_mode() -> None:
     a = evaluate(g, cfg, n=200, seed=3)
     b = evaluate(g, cfg, n=200, seed=3)
     assert a == b and g.training
-    assert a["kind"] == "toy2d" and set(a["metrics"]) == {"modes", "hq_percent", "reverse_kl"}
+    assert a["kind"] == "toy2d" and set(a["metrics"]) == {"modes", "hq_percent", "reverse_kl", "fd"}
 
 
 def test_evaluate_of_a_generator_that_reproduces_the_mixture_is_perfect() -> None:

@@ -30,6 +30,9 @@ class Objective:
     generator_loss: LossFn
     generator_uses_real: bool = True  # False: the generator step need not encode reals
     gradient_penalty: bool = False  # add gp_weight * gradient_penalty() to the critic loss
+    # The critic's 0 means "undecided" (sgan's logit, hinge's margin): ADA reads sign(C(x_r)). The others
+    # (pairs, relativistic, Wasserstein) only score differences, so ADA reads sign(a - b) (train/augment.py).
+    absolute_critic: bool = False
     source: str = ""
 
 
@@ -130,13 +133,13 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in [
     Objective("t-wgan", True, t_wgan_critic, t_wgan_generator, source="arXiv:1810.10948"),
     Objective("t-lsgan", True, t_lsgan_critic, t_lsgan_generator, source="tgan-deploy (ours)"),
     Objective("t-hinge", True, t_hinge_critic, t_hinge_generator, source="tgan-deploy (ours)"),
-    Objective("sgan", False, sgan_critic, sgan_generator, generator_uses_real=False,
+    Objective("sgan", False, sgan_critic, sgan_generator, generator_uses_real=False, absolute_critic=True,
               source="arXiv:1406.2661"),
     Objective("rsgan", False, rsgan_critic, rsgan_generator, source="arXiv:1807.00734"),
     Objective("rasgan", False, rasgan_critic, rasgan_generator, source="arXiv:1807.00734"),
     Objective("ralsgan", False, ralsgan_critic, ralsgan_generator, source="arXiv:1807.00734"),
     Objective("hinge", False, hinge_critic, wasserstein_generator, generator_uses_real=False,
-              source="arXiv:1802.05957"),
+              absolute_critic=True, source="arXiv:1802.05957"),
     Objective("wgan-gp", False, wgan_critic, wasserstein_generator, generator_uses_real=False,
               gradient_penalty=True, source="arXiv:1704.00028"),
 ]}

@@ -149,7 +149,9 @@ class Augmenter:
                                                           int(state["signal_count"]))
 
 
-def overfitting_signal(a: torch.Tensor, b: torch.Tensor, pairwise: bool) -> torch.Tensor:
-    """ADA's r_t for one batch: E[sign(C(x_r))] for single-sample critics (Karras et al., eq. 1); for the pair
-    critic E[sign(s+ - s-)], the share of pairs it orders correctly mapped to [-1, 1] (docs/method-notes.md)."""
-    return torch.sign(a - b).mean() if pairwise else torch.sign(a).mean()
+def overfitting_signal(a: torch.Tensor, b: torch.Tensor, absolute_critic: bool) -> torch.Tensor:
+    """ADA's r_t for one batch. A critic whose 0 means "undecided" (sgan, hinge): E[sign(C(x_r))] (Karras et al.,
+    eq. 1). Critics that only score differences (the pair critic, relativistic and Wasserstein ones), whose
+    outputs have no fixed zero: E[sign(a - b)], the share of (real, fake) pairs ordered correctly mapped to
+    [-1, 1]; for the pair critic a - b = D(Δ) - D(-Δ) (docs/method-notes.md)."""
+    return torch.sign(a).mean() if absolute_critic else torch.sign(a - b).mean()

@@ -214,7 +214,8 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                             a, b, penalty = critic_train(augment(x_real), augment(x_fake), objective.gradient_penalty,
                                                          labels)
                         if augment.policy == "ada":
-                            augment.observe(float(overfitting_signal(a.detach(), b.detach(), objective.pairwise)))
+                            signal_t = overfitting_signal(a.detach(), b.detach(), objective.absolute_critic)
+                            augment.observe(float(signal_t))
                         d_loss = objective.critic_loss(a.float(), b.float())
                         if penalty is not None:
                             d_loss = d_loss + cfg.objective.gp_weight * penalty.float()
