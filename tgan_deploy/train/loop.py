@@ -116,16 +116,14 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     policy, announcement = resolve_policy(cfg.augment, dataset.kind, len(dataset))
     if announcement:
         say(announcement)
-    # Everything that can refuse the run (an unusable --eval-features or --init-from) before anything is written.
+    # Everything that can refuse the run (an unusable --eval-features, --init-from or --freeze-d) comes before
+    # rundir.prepare below: nothing is written for a refused run.
     evaluator = distributed.on_main(lambda: evaluation.plan(cfg, dataset, say), ctx)
     parent = finetune.load_parent(cfg) if cfg.run.init_from else None
     if parent is not None:
         cfg.run.init_from_sha256 = parent["sha256"]
         if provenance is not None:
             provenance.sources["run.init_from_sha256"] = f"sha256 of {parent['path']} (run.init_from)"
-    if ctx.is_main:
-        rundir.prepare(run_dir, resume=resume, force=force)
-    distributed.barrier(ctx)
     if cfg.optim.batch_size % ctx.world_size:
         raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
                         f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
@@ -154,7 +152,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_score": math.inf, "best_step": -1}
     parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, trainer, augment)
 
-    # -- resume, or remember the initial state (the rollback target before the first checkpoint) --
+    # -- the run directory (nothing was written before this), then resume or remember the initial state
+    # (the rollback target before the first checkpoint) --
+    if ctx.is_main:
+        rundir.prepare(run_dir, resume=resume, force=force)
+    distributed.barrier(ctx)
     step = 0
     initial = None
     checkpoint = state.newest_checkpoint(run_dir, device) if resume else None
