@@ -73,6 +73,7 @@ def toy_config(dataset: str, objective: str, pairing: str, *, steps: int, seed: 
         "optim.batch_size": 100, "optim.lr_g": lr, "optim.lr_d": lr, "optim.beta1": 0.8, "optim.beta2": 0.999,
         "optim.critic_steps": critic_steps, "optim.generator_steps": generator_steps, "optim.ema_decay": 0.0,
         "run.steps": steps, "run.seed": seed, "run.out": str(out), "run.device": "cpu", "run.threads": 1,
+        "run.eval_every": 0, "augment.policy": "none",  # scored from checkpoints afterwards; no augmentation
         "run.log_every": 50, "run.sample_every": steps, "run.checkpoint_every": checkpoint_every or steps,
         "run.keep_last": 1000 if checkpoint_every else 1, "run.on_divergence": on_divergence,
         "run.tensorboard": False,

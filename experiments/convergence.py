@@ -54,6 +54,7 @@ def mnist_config(objective: str, pairing: str, *, steps: int, every: int, seed: 
         "optim.batch_size": 64, "optim.lr_g": lr, "optim.lr_d": lr, "optim.beta1": 0.5,
         "optim.critic_steps": critic_steps, "optim.generator_steps": generator_steps, "optim.ema_decay": 0.99,
         "run.steps": steps, "run.seed": seed, "run.out": str(out), "run.device": "cpu", "run.threads": 1,
+        "run.eval_every": 0, "augment.policy": "none",  # scored from checkpoints afterwards; no augmentation
         "run.log_every": every, "run.sample_every": steps, "run.checkpoint_every": every, "run.keep_last": 1000,
         "run.on_divergence": "stop", "run.tensorboard": False,
     })
