@@ -71,14 +71,16 @@ def test_ada_controller_moves_p_towards_the_target_and_clamps() -> None:
     assert aug.p == pytest.approx(0.0)
     aug.observe(0.9)
     assert aug.state() == {"p": 0.0, "signal_sum": 0.9, "signal_count": 1}  # half an interval, carried by checkpoints
-    assert A.resolve_policy(AugmentConfig(), "image", 500)[0] == "ada"
-    assert A.resolve_policy(AugmentConfig(), "image", 5000) == ("none", "")
-    assert A.resolve_policy(AugmentConfig(), "points", 500) == ("none", "")
+    auto = AugmentConfig(policy="auto")
+    assert A.resolve_policy(auto, "image", 500)[0] == "ada"
+    assert A.resolve_policy(auto, "image", 5000) == ("none", "")
+    assert A.resolve_policy(auto, "points", 500) == ("none", "")
+    assert A.resolve_policy(AugmentConfig(), "image", 500) == ("none", "")  # the default is off
 
 
 # A fast controller (an adjustment every critic step, 0.04 each) and a low target, so p moves within 40 steps.
-ADA_RUN = [*IMAGES, "--set", "data.limit=64", "--set", "augment.ada_kimg=0.2", "--set", "augment.ada_interval=1",
-           "--set", "augment.ada_target=0.01",
+ADA_RUN = [*IMAGES, "--augment", "auto", "--set", "data.limit=64", "--set", "augment.ada_kimg=0.2",
+           "--set", "augment.ada_interval=1", "--set", "augment.ada_target=0.01",
            "--set", "run.deterministic=true", "--set", "run.log_every=1", "--set", "run.sample_every=1000",
            "--set", "run.checkpoint_every=2", "--steps", "40"]
 

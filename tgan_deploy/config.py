@@ -78,7 +78,8 @@ class AugmentConfig:
     # "none"; "diffaug" (DiffAugment, Zhao et al., arXiv:2006.10738: colour, translation, cutout, always);
     # "ada" (the same operations, each with probability p adapted from the critic's overfitting, Karras et al.,
     # arXiv:2006.06676); "auto": "ada" for image data of fewer than augment.auto_below items, else "none".
-    policy: str = "auto"
+    # Default "none": on 500 MNIST digits neither helped (docs/results.md, Small data).
+    policy: str = "none"
     auto_below: int = 2000  # "auto" turns ada on below this many training images
     ada_target: float = 0.6  # ADA's target for the overfitting signal r_t
     ada_interval: int = 4  # critic steps between adjustments of p

@@ -79,8 +79,8 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
                    "the builtins' digits / mixture components); the classes go into the checkpoint and exports.")
 @click.option("--augment", type=click.Choice(["auto", "none", "diffaug", "ada"]), default=None,
               help="Augment what the critic sees, reals and fakes alike: diffaug (DiffAugment: colour, translation, "
-                   "cutout), ada (the same with an adaptive probability p), none. Default auto: ada for image data "
-                   "of fewer than 2,000 images, else none (announced at start).")
+                   "cutout), ada (the same with an adaptive probability p), auto (ada for image data of fewer "
+                   "than 2,000 images, announced at start), none [default: none; docs/training.md, Small data].")
 @click.option("--eval-every", type=int, default=None, metavar="STEPS",
               help="Score the EMA generator (FD, KID: tgan-eval's metrics) every STEPS iterations into metrics.jsonl, "
                    "eval.png and TensorBoard, and keep the best as checkpoints/best.pt [default: 1000; 0: never].")
@@ -113,7 +113,7 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
       tgan-train --data builtin:ring8 --steps 3000 --out runs/ring   # the 2-D preset, nothing else needed
       tgan-train --data builtin:mnist5k --out runs/mnist                 # preset: 1 channel, 32 px
       tgan-train --data builtin:mnist5k --conditional --out runs/cmnist  # G(z, digit)
-      tgan-train --data builtin:mnist5k --set data.limit=500 --augment ada --out runs/small
+      tgan-train --data builtin:mnist5k --set data.limit=500 --augment auto --out runs/small
       tgan-train --data my_images/ --init-from runs/mnist --freeze-d 2 --out runs/tuned
       tgan-train --out runs/mnist --resume
       torchrun --nproc_per_node 2 -m tgan_deploy.train --config cfg.yaml --out runs/ddp
