@@ -99,7 +99,7 @@ class TruncatedGenerator(nn.Module):
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         ws = self.style.mapping(z, label)
         if self.psi != 1.0:
-            ws = self.style.w_avg + self.psi * (ws - self.style.w_avg)
+            ws = self.style.truncate(ws, self.psi)
         return self.style.synthesis(ws)
 
 
