@@ -13,6 +13,7 @@ Tolerances (derived, not observed):
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,37 @@ def test_non_stylegan_pickle_is_refused(tmp_path: Path) -> None:
     source = write_nvlabs_pickle(tmp_path / "classifier.pkl", {"G_ema": net, "G": None, "D": None})
     line = _refused(tmp_path, source)
     assert "classifier.pkl" in line
+
+
+@needs_fixtures
+def test_fp16_keeps_overflowing_demodulation_in_fp32(tmp_path: Path) -> None:
+    """Styles 8x larger (the affine layers of every modulated conv scaled; demodulation cancels it, so the image
+    is the same) make the demodulation's sum of squares 64x larger, past fp16's 65504, as at paper widths: converted
+    naively the fp16 graph gives NaN / solid colour (NVIDIA/TensorRT#3257); --fp16 keeps exactly those sums in fp32
+    and passes its parity gate, and fp16.json names the layers and why."""
+    from onnxconverter_common import float16
+
+    from tgan_deploy.checkpoint import save_checkpoint
+    from tgan_deploy.export import parity as parity_mod
+    from tgan_deploy.foreign.convert import convert_file
+
+    state = convert_file(FIXTURES / "sg2ada-cond10-32.pkl")
+    state.pop("origin", None)  # now a style model of ours (tgan seed and pixel rules)
+    for key in ("generator", "generator_ema"):
+        for name, tensor in state[key].items():
+            if ".conv" in name and ".affine." in name:
+                state[key][name] = tensor * 8
+    save_checkpoint(tmp_path / "scaled.pt", state)
+    meta, report = _export(tmp_path / "scaled.pt", tmp_path / "e", fp16=True, parity_batches=(7,))
+    assert report.passed and meta.seed_rule == "tgan" and meta.source_format == ""  # type: ignore[attr-defined]
+    islands = json.loads((tmp_path / "e" / "fp16.json").read_text())["synthesis"]["blocked"]
+    assert islands and all("magnitude" in why for why in islands.values())
+    assert any(".conv" in why and "MatMul" in why for why in islands.values())
+    naive = float16.convert_float_to_float16(onnx.load(str(tmp_path / "e" / "synthesis.onnx")), keep_io_types=True)
+    onnx.save(naive, str(tmp_path / "naive.onnx"))
+    ws = _session(tmp_path / "e" / "mapping.onnx").run(None, {"z": np.zeros((2, meta.latent_dim), np.float32),
+                                                             "label": np.array([0, 1])})[0]
+    image = parity_mod.onnxruntime_runner(tmp_path / "naive.onnx", "image", fp16_faithful=True)({"ws": ws})
+    fp32 = _session(tmp_path / "e" / "synthesis.onnx").run(None, {"ws": ws})[0]
+    naive_check = parity_mod.compare(fp32, image, precision="fp16", output_dtype="float32", kind="image")
+    assert naive_check["status"] == "fail"  # without the islands the fp16 gate fails
