@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from _hardware import has_tensorrt
 from _nvlabs_pickles import PersistentStandIn, write_nvlabs_pickle
 from _stylegan_fixtures import FIXTURES, needs_fixtures
 from _subprocess import repo_env
@@ -31,6 +32,7 @@ from tgan_deploy.checkpoint import load_checkpoint, load_generator
 from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export.graphs import RANDOM_OPS
 from tgan_deploy.export.pipeline import ExportOptions, run_export
+from tgan_deploy.export.triton import parse_config
 from tgan_deploy.io import file_sha256
 
 SG2_FIXTURES = ("sg2ada-64.pkl", "sg2ada-cond10-32.pkl", "rosinality-64.pt")
@@ -61,7 +63,7 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         pytest.skip("../shared/fixtures/stylegan is absent")
     source = FIXTURES / request.param
     out = tmp_path_factory.mktemp(source.stem) / "export"
-    meta, report = _export(source, out, fp16=True, trt_rtx=True)
+    meta, report = _export(source, out, fp16=True, trt_rtx=True, triton_repo=out.parent / "triton")
     return source, out, meta, report
 
 
@@ -86,6 +88,12 @@ def test_export_files_and_metadata(exported) -> None:  # type: ignore[no-untyped
     # the converted checkpoint is ours: weights-only, tagged, the origin recorded (what --init-from reads)
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["origin"]["source_sha256"] == file_sha256(source)
+    # Triton serves generator.onnx (z [, label] -> image) as for every export
+    triton = out.parent / "triton"
+    for model in ("tgan_generator_onnx", "tgan_generator_onnx_fp16"):
+        assert (triton / model / "1" / "model.onnx").is_file()
+        config = parse_config((triton / model / "config.pbtxt").read_text())
+        assert config is None or [i.name for i in config.input] == (["z", "label"] if meta.num_classes else ["z"])
     # every graph ran at batch 1, 7 and 64 from one file
     ran = {(r.file, r.batch) for r in report.rows if r.status == "pass"}
     for graph in GRAPHS:
@@ -163,6 +171,21 @@ def test_fp32_tensorrt_rtx_engines_build_on_the_cpu(exported, tmp_path: Path) ->
                                      batch_profile=(1, 16, 64), latent_dim=meta.latent_dim,
                                      conditional=meta.conditional, input_shapes=input_shapes)
         assert build.plan.is_file() and build.size_bytes > 0
+
+
+@needs_fixtures
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not has_tensorrt(), reason="needs TensorRT and a CUDA GPU")
+@pytest.mark.parametrize("fp16", [False, True])
+def test_tensorrt_engines_of_every_graph_match_torch(tmp_path: Path, fp16: bool) -> None:
+    """On a GPU: --trt builds an engine per graph and each passes the parity gate against eager torch on CUDA
+    (fp32: 1e-4 with TF32 off; fp16: >= 40 dB, no NaN: the islands hold on TensorRT too)."""
+    source = FIXTURES / "sg2ada-64.pkl"
+    meta, report = _export(source, tmp_path / "e", trt=True, fp16=fp16, parity_batches=(1, 7, 64))
+    rows = [r for r in report.rows if r.backend == "tensorrt"]  # type: ignore[attr-defined]
+    assert {r.file.split(".")[0] for r in rows} == set(GRAPHS) and all(r.status == "pass" for r in rows)
+    assert {meta.files[k] for k in ("tensorrt", "mapping_tensorrt", "synthesis_tensorrt")}  # type: ignore[attr-defined]
 
 
 @needs_fixtures
