@@ -30,6 +30,7 @@ from tgan_deploy.foreign.nvlabs import NVlabsSnapshot, read_nvlabs_snapshot
 from tgan_deploy.foreign.rosinality import RosinalityCheckpoint, read_rosinality_checkpoint
 from tgan_deploy.foreign.unpickler import PersistentRecord
 from tgan_deploy.models import build_discriminator, build_generator
+from tgan_deploy.models.stylegan2 import StyleGAN2Generator
 
 W_AVG_SAMPLES = 4096
 W_AVG_RULE = (f"mean of mapping(z) over z = numpy.random.default_rng(0).standard_normal(({W_AVG_SAMPLES}, z_dim)) "
@@ -136,7 +137,7 @@ def _nvlabs_discriminator_kwargs(d: PersistentRecord, path: Path) -> dict[str, A
     epilogue = _child(d, "b4", path)
     mbstd = epilogue.children.get("mbstd")
     resolution, c_dim = int(attrs["img_resolution"]), int(attrs["c_dim"])
-    widths = [int(state["b4.conv.weight"].shape[0])] + _widths(state, resolution, "b{res}.conv0.weight", first=8)
+    widths = [int(state["b4.conv.weight"].shape[0]), *_widths(state, resolution, "b{res}.conv0.weight", first=8)]
     return {
         "resolution": resolution, "channels": int(attrs["img_channels"]), "widths": widths, "num_classes": c_dim,
         "architecture": str(kwargs.get("architecture", "resnet")), "conv_clamp": kwargs.get("conv_clamp"),
@@ -186,14 +187,19 @@ def _rosinality_generator_keys(log2: int, n_mlp: int) -> dict[str, str]:
         for p in ("weight", "bias"):
             keys[f"mapping.fc{i}.{p}"] = f"style.{i + 1}.{p}"
 
+    def modulated(ours: str, theirs: str) -> None:  # the weight and affine of a SynthesisLayer or ToRGBLayer
+        keys.update({f"{ours}.weight": f"{theirs}.conv.weight",
+                     f"{ours}.affine.weight": f"{theirs}.conv.modulation.weight",
+                     f"{ours}.affine.bias": f"{theirs}.conv.modulation.bias"})
+
     def layer(ours: str, theirs: str, noise: int) -> None:
-        keys.update({f"{ours}.weight": f"{theirs}.conv.weight", f"{ours}.affine.weight": f"{theirs}.conv.modulation.weight",
-                     f"{ours}.affine.bias": f"{theirs}.conv.modulation.bias", f"{ours}.bias": f"{theirs}.activate.bias",
-                     f"{ours}.noise_strength": f"{theirs}.noise.weight", f"{ours}.noise_const": f"noises.noise_{noise}"})
+        modulated(ours, theirs)
+        keys.update({f"{ours}.bias": f"{theirs}.activate.bias", f"{ours}.noise_strength": f"{theirs}.noise.weight",
+                     f"{ours}.noise_const": f"noises.noise_{noise}"})
 
     def torgb(ours: str, theirs: str) -> None:
-        keys.update({f"{ours}.weight": f"{theirs}.conv.weight", f"{ours}.affine.weight": f"{theirs}.conv.modulation.weight",
-                     f"{ours}.affine.bias": f"{theirs}.conv.modulation.bias", f"{ours}.bias": f"{theirs}.bias"})
+        modulated(ours, theirs)
+        keys[f"{ours}.bias"] = f"{theirs}.bias"
 
     keys["synthesis.b4.const"] = "input.input"
     layer("synthesis.b4.conv1", "conv1", 0)
@@ -250,7 +256,7 @@ def _remap(theirs: dict[str, torch.Tensor], keys: dict[str, str], module: nn.Mod
     return out
 
 
-def rosinality_w_avg(generator: nn.Module) -> torch.Tensor:
+def rosinality_w_avg(generator: StyleGAN2Generator) -> torch.Tensor:
     """w_avg of a generator whose file tracks none (rosinality): W_AVG_RULE, deterministic (fixed seed, fp32 on the
     CPU); rosinality's own mean_latent(4096) is the same statistic from torch's unseeded RNG."""
     z = np.random.default_rng(0).standard_normal((W_AVG_SAMPLES, generator.z_dim)).astype(np.float32)
@@ -296,7 +302,7 @@ def convert_rosinality(ckpt: RosinalityCheckpoint) -> dict[str, Any]:
     g_keys = _rosinality_generator_keys(log2, g_kwargs["mapping_layers"])
     states: dict[str, dict[str, torch.Tensor]] = {}
     for ours, theirs in (("generator_ema", ckpt.g_ema), ("generator", ckpt.g or ckpt.g_ema)):
-        generator = build_generator(cfg.model)
+        generator = StyleGAN2Generator(**g_kwargs)
         state = _remap(theirs, g_keys, generator, ours, path)
         generator.load_state_dict(state, strict=False)
         state["mapping.w_avg"] = rosinality_w_avg(generator)
@@ -318,6 +324,9 @@ def style_config(arch: str, generator: dict[str, Any], discriminator: dict[str, 
              "latent_dim": generator["z_dim"], "num_classes": num_classes,
              "classes": [str(i) for i in range(num_classes)],
              "style": {"generator": generator, **({"discriminator": discriminator} if discriminator else {})}}
+    if discriminator is not None and int(discriminator.get("num_classes", 0)) != num_classes:
+        raise CheckpointError(f"{path}: the generator has {num_classes} classes but the discriminator "
+                              f"{discriminator.get('num_classes', 0)}: an inconsistent snapshot")
     if generator["z_dim"] <= 0:
         raise CheckpointError(f"{path}: z_dim {generator['z_dim']}: a generator without a latent input is not "
                               "supported")

@@ -67,6 +67,9 @@ class SynthesisLayer(nn.Module):
     learning rate); NVlabs does not (demodulation cancels the scale but for eps, and the scale sets the training
     step size). Keys: weight [out, in, 3, 3], bias, noise_strength [], noise_const [res, res], affine.*."""
 
+    noise_const: torch.Tensor
+    resample_filter: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False,
                  conv_clamp: float | None = None, resample_filter: Sequence[int] = FIR_TAPS,
                  equalized_weight: bool = False) -> None:
@@ -121,6 +124,8 @@ class SynthesisBlock(nn.Module):
     """One resolution of the skip generator (StyleGAN2 Fig. 7b): [const | up-conv0], conv1, ToRGB added to the
     up-sampled image of the previous block. Uses num_conv + 1 ws: the ToRGB shares its w with the next block's
     first conv (NVlabs' w indexing; rosinality's too)."""
+
+    resample_filter: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  conv_clamp: float | None, resample_filter: Sequence[int], equalized_weight: bool) -> None:
@@ -216,6 +221,8 @@ class StyleGAN2Generator(nn.Module):
 class Conv2dLayer(nn.Module):
     """Equalised-lr convolution (weight * 1/sqrt(fan_in)), bias, activation, clamp; `down`: the FIR filter with
     padding k//2 + 1, then a stride-2 convolution (NVlabs' conv2d_resample(down=2), rosinality's Blur + conv)."""
+
+    resample_filter: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
                  activation: str = "linear", down: bool = False, conv_clamp: float | None = None,
