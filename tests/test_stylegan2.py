@@ -39,7 +39,6 @@ from tgan_deploy.foreign.nvlabs import read_nvlabs_snapshot
 from tgan_deploy.foreign.rosinality import read_rosinality_checkpoint
 from tgan_deploy.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
-pytestmark = needs_fixtures
 STYLEGAN2_FILES = ("sg2ada-64.pkl", "sg2ada-cond10-32.pkl", "rosinality-64.pt")
 IMAGE_RTOL = 1e-4
 WS_RTOL = 1e-5
@@ -68,7 +67,7 @@ class Imported:
         return torch.from_numpy(self.npz["ws"])
 
 
-@pytest.fixture(scope="module", params=STYLEGAN2_FILES)
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=needs_fixtures) for name in STYLEGAN2_FILES])
 def imported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Imported:
     """Each fixture converted once, written as our checkpoint, and rebuilt from that file."""
     checkpoint = tmp_path_factory.mktemp("converted") / "model.pt"
@@ -172,6 +171,7 @@ def test_checkpoint_round_trips_through_the_weights_only_loader(imported: Import
         assert torch.equal(generator(z, labels), imported.G(z, labels))
 
 
+@needs_fixtures
 def test_rosinality_w_avg_is_deterministic_and_the_mapping_mean() -> None:
     """rosinality files track no w_avg: ours is the mean over a fixed-seed batch of 4,096 (convert.W_AVG_RULE).
     Its script's mean_latent is the same statistic from other latents: per dimension the two means differ by
@@ -187,6 +187,7 @@ def test_rosinality_w_avg_is_deterministic_and_the_mapping_mean() -> None:
     assert ((G.w_avg - theirs).abs() <= 6 * s * (2 / W_AVG_SAMPLES) ** 0.5).all()
 
 
+@needs_fixtures
 def test_inconsistent_or_foreign_networks_are_refused_in_one_line() -> None:
     snapshot = read_nvlabs_snapshot(FIXTURES / "sg2ada-cond10-32.pkl")
     assert snapshot.D is not None
@@ -204,6 +205,7 @@ def test_inconsistent_or_foreign_networks_are_refused_in_one_line() -> None:
         convert_nvlabs(snapshot)
 
 
+@needs_fixtures
 def test_converted_dict_holds_only_weights_only_types() -> None:
     """No numpy scalar or EasyDict from the init kwargs leaks into the config (weights_only would refuse it)."""
     state = convert_nvlabs(read_nvlabs_snapshot(FIXTURES / "sg2ada-64.pkl"))
@@ -211,3 +213,17 @@ def test_converted_dict_holds_only_weights_only_types() -> None:
     torch.save(state, buffer)
     buffer.seek(0)
     assert torch.load(buffer, weights_only=True)["config"] == state["config"]
+
+
+def test_fresh_models_have_the_contract_interface_and_train() -> None:
+    """Built from kwargs alone (the trainer's start): the contract's attributes, and every parameter of G and D
+    gets a finite gradient through D(G(z, label), label)."""
+    G = StyleGAN2Generator(z_dim=8, w_dim=6, resolution=8, channels=3, widths=[8, 4], num_classes=3)
+    D = StyleGAN2Discriminator(resolution=8, channels=3, widths=[8, 4], num_classes=3, mbstd_group_size=2)
+    assert (G.z_dim, G.w_dim, G.num_ws, G.num_classes, G.resolution, G.channels) == (8, 6, 4, 3, 8, 3)
+    assert G.w_avg.shape == (6,)
+    z, label = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
+    assert G.mapping(z, label).shape == (4, G.num_ws, 6)
+    D(G(z, label), label).sum().backward()
+    for name, p in [*G.named_parameters(), *D.named_parameters()]:
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
