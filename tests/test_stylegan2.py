@@ -37,7 +37,7 @@ from tgan_deploy.foreign.convert import (
 )
 from tgan_deploy.foreign.nvlabs import read_nvlabs_snapshot
 from tgan_deploy.foreign.rosinality import read_rosinality_checkpoint
-from tgan_deploy.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from tgan_deploy.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, nvlabs_widths
 
 STYLEGAN2_FILES = ("sg2ada-64.pkl", "sg2ada-cond10-32.pkl", "rosinality-64.pt")
 IMAGE_RTOL = 1e-4
@@ -156,6 +156,8 @@ def test_checkpoint_round_trips_through_the_weights_only_loader(imported: Import
     assert raw["format"] == "tgan-deploy-checkpoint/1" and raw["step"] == 0
     assert {"generator", "generator_ema", "critic", "config", "origin", "classes"} <= set(raw)
     model = raw["config"]["model"]
+    if not imported.rosinality:  # widths read from the shapes follow the file's channel_base / channel_max
+        assert model["style"]["generator"]["widths"] == nvlabs_widths(model["resolution"], 2048, 64)
     assert model["arch"] == "stylegan2" and model["latent_dim"] == imported.G.z_dim
     assert raw["classes"] == [str(i) for i in range(imported.G.num_classes)]
     origin = raw["origin"]

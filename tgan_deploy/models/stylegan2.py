@@ -32,6 +32,12 @@ RESNET_GAIN = math.sqrt(0.5)  # residual blocks add two branches, each scaled by
 D_ARCHITECTURES = ("resnet", "orig")
 
 
+def nvlabs_widths(resolution: int, channel_base: int = 32768, channel_max: int = 512) -> list[int]:
+    """NVlabs' width rule, min(channel_base // res, channel_max) for res 4 ... resolution: `widths` for a model
+    built without a file (StyleGAN2-ADA's paper256 config: channel_base 16384, channel_max 512)."""
+    return [min(channel_base // 2**i, channel_max) for i in range(2, int(math.log2(resolution)) + 1)]
+
+
 def fir_filter(taps: Sequence[int | float]) -> torch.Tensor:
     """The separable 2-D FIR filter of 1-D taps, normalised to sum 1 (NVlabs' setup_filter, rosinality's
     make_kernel): the initial value of the `resample_filter` buffers. The buffers are loaded from the file (any
