@@ -4,8 +4,9 @@ and rosinality's files: foreign/convert.py maps both key layouts onto these laye
 
 Written for inference and export as well as training:
 - modulated convolution with the style applied to the activations and the demodulation after the convolution
-  (StyleGAN2 §2.2 / App. B shows both forms are equal): no per-sample weights, no batch-sized grouped conv, so the
-  batch stays dynamic in ONNX;
+  (StyleGAN2 eq. 1-3 scale the weights; a convolution is linear, so scaling input channel i by s_i and output
+  channel j by 1/sigma_j is the same product; NVlabs' fused_modconv=False path computes it this way too): no
+  per-sample weights, no batch-sized grouped conv, so the batch stays dynamic in ONNX;
 - FIR up/down-sampling with the [1,3,3,1] filter (normalised to sum 1, gain 4 when up-sampling) as plain pad +
   (transposed) convolution ops, no custom CUDA op; each resampling layer keeps its filter as a `resample_filter`
   buffer [4, 4] (stored normalised, as NVlabs stores it), read from the file like every other tensor;
