@@ -12,7 +12,7 @@ import numpy as np
 from tgan_deploy.cli import TganCommand, int_list
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
-from tgan_deploy.runtime.latents import check_latent_options, check_seeds
+from tgan_deploy.runtime.latents import check_latent_options
 from tgan_deploy.runtime.provenance import info_text, label_info, png_text, provenance
 from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk_cli import sample_walk, walk_options
@@ -107,7 +107,7 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
         raise TganError("--per-class writes every class: drop --label (or drop --per-class and use --n)")
     plan: bulk.SeedPlan | None = None  # a directory --out: the streaming bulk writer's seeds
     if out.suffix:
-        seed_list = check_seeds(explicit if explicit is not None else Sampler.seed_list(n=n, seed=seed))
+        seed_list = Sampler.seed_list(explicit) if explicit is not None else Sampler.seed_list(n=n, seed=seed)
     else:  # bad bulk options fail before the model loads
         bulk.check_format(image_format)
         plan = bulk.SeedPlan.from_options(per_class or n, seed, explicit, shard_size, bulk.parse_shard(shard))

@@ -26,7 +26,7 @@ from tgan_deploy.artefact import ArtefactMetadata
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.bulk.formats import sample_key
 from tgan_deploy.runtime.labels import Label, resolve_labels
-from tgan_deploy.runtime.latents import check_latent_options, check_seeds
+from tgan_deploy.runtime.latents import check_latent_options, check_seeds, seed_range
 from tgan_deploy.runtime.model_path import locate_model
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -77,9 +77,8 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
                                   for i, s in enumerate(listed)])
         offset = 0
     else:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or seed < 0:
-            raise TganError(f"n must be a positive integer and seed >= 0, got n={n!r}, seed={seed!r}")
-        ds, offset = ray.data.range(n), seed
+        first = seed_range(seed, n).start
+        ds, offset = ray.data.range(n), first
     check_latent_options(truncation, psi)
     if concurrency < 1 or batch_size < 1:
         raise TganError("concurrency and batch_size must be >= 1")

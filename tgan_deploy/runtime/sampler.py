@@ -15,7 +15,6 @@ small concurrent requests efficiently, put a `BatchingSampler` in front of it).
 
 from __future__ import annotations
 
-import numbers
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,7 +29,7 @@ from tgan_deploy.runtime.backends import BACKENDS, Backend, cuda_device_count, p
 from tgan_deploy.runtime.errors import InvalidLatentError, ModelLoadError
 from tgan_deploy.runtime.images import from_uint8, nchw_to_nhwc, to_uint8
 from tgan_deploy.runtime.labels import Label, Labels, class_name, resolve_label, resolve_labels
-from tgan_deploy.runtime.latents import InvalidSeedError, interpolate_latents, latents
+from tgan_deploy.runtime.latents import check_seeds, interpolate_latents, latents, seed_range
 from tgan_deploy.runtime.model_path import ModelLocation, locate_model
 
 
@@ -175,19 +174,16 @@ class Sampler:
         return self.sample_latents(interpolate_latents(ends[0], ends[1], steps, method), label)
 
     @staticmethod
-    def seed_list(seeds: Iterable[int] | None = None, *, n: int | None = None, seed: int = 0) -> list[int]:
-        """The seeds a `sample` call means: `seeds` as given, or seed, seed+1, ..., seed+n-1."""
+    def seed_list(seeds: Iterable[int] | None = None, *, n: int | None = None, seed: int = 0,
+                  rule: str = "tgan") -> list[int]:
+        """The seeds a `sample` call means: `seeds` as given, or seed, seed+1, ..., seed+n-1 (checked under `rule`)."""
         if seeds is not None:
             if n is not None:
                 raise TganError("pass either seeds or n (with seed), not both")
-            return list(seeds)
+            return check_seeds(seeds, rule)
         if n is None:
             raise TganError("pass seeds=[...] or n=... (with seed=...)")
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise InvalidLatentError(f"n must be a positive integer, got {n!r}: ask for at least one image")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise InvalidSeedError(f"seed {seed!r} is not a non-negative integer: seeds must be ints >= 0")
-        return list(range(int(seed), int(seed) + int(n)))
+        return list(seed_range(seed, n, rule))
 
     def check_latents(self, z: Any) -> np.ndarray:
         """Reject what the model cannot take: non-arrays, wrong dtype or shape, an empty batch, NaN/Inf."""

@@ -17,7 +17,14 @@ from starlette.routing import Route
 
 from tgan_deploy.runtime.animation import gif_bytes
 from tgan_deploy.runtime.images import png_bytes
-from tgan_deploy.runtime.latents import check_interpolation, check_latent_options, interpolate_latents, latents
+from tgan_deploy.runtime.latents import (
+    MAX_SEED,
+    check_interpolation,
+    check_latent_options,
+    check_seed,
+    interpolate_latents,
+    latents,
+)
 from tgan_deploy.serve.context import ServeContext
 from tgan_deploy.serve.errors import HttpError
 from tgan_deploy.serve.images import grid_png
@@ -25,7 +32,6 @@ from tgan_deploy.serve.registry import ServedModel
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 SEED_TEXT = re.compile(r"\d{1,19}")
-MAX_SEED = 2**63 - 1
 
 
 def _ctx(request: Request) -> ServeContext:
@@ -42,9 +48,10 @@ def _image_model(request: Request) -> ServedModel:
 
 
 def parse_seed(text: str, what: str = "seed") -> int:
-    if not SEED_TEXT.fullmatch(text) or int(text) > MAX_SEED:
+    """A seed in a URL: digits only (so no sign, space or float), in the range `latents.check_seed` allows."""
+    if not SEED_TEXT.fullmatch(text):
         raise HttpError(400, f"{what} {text[:30]!r} is not a non-negative integer (0 .. {MAX_SEED})")
-    return int(text)
+    return check_seed(int(text), what=what)
 
 
 def _options(request: Request) -> tuple[float | None, float | None]:
