@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from tgan_deploy.artefact import SEED_RULES
 from tgan_deploy.errors import TganError
 
 
@@ -40,7 +41,6 @@ class InvalidLatentOptionError(TganError, ValueError):
     """A latent control (truncation, psi, interpolation steps or method) is out of range."""
 
 
-SEED_RULES = ("tgan", "nvlabs")
 MAX_SEED = 2**63 - 1  # the largest int64: seeds travel as int64 (OIP INT64 inputs, seeds.npy, Ray columns)
 MAX_SEED_OF_RULE = {"tgan": MAX_SEED, "nvlabs": 2**32 - 1}  # RandomState(s) refuses s >= 2**32
 INTERPOLATION_METHODS = ("slerp", "lerp")
@@ -84,9 +84,9 @@ def latent(seed: int, latent_dim: int, *, truncation: float | None = None, psi: 
 def check_seed(seed: Any, rule: str = "tgan", what: str = "seed") -> int:
     """`seed` as an int if it is an integer in the rule's range; else InvalidSeedError naming the range."""
     top = MAX_SEED_OF_RULE[check_seed_rule(rule)]
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= top:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= top:
         why = " (this model's seed rule is NVlabs': numpy's RandomState takes seeds below 2**32)" \
-            if rule == "nvlabs" and isinstance(seed, numbers.Integral) and seed > top else ""
+            if rule == "nvlabs" and isinstance(seed, numbers.Integral) and int(seed) > top else ""
         raise InvalidSeedError(f"{what} {seed!r} is not a non-negative integer in 0 .. {top}{why}: give seeds "
                                "in that range")
     return int(seed)
