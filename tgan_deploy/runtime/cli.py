@@ -12,10 +12,11 @@ import numpy as np
 from tgan_deploy.cli import TganCommand, int_list
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS
-from tgan_deploy.runtime.latents import check_latent_options
-from tgan_deploy.runtime.provenance import info_text, label_info, png_text, provenance
+from tgan_deploy.runtime.latents import check_latent_options, check_seeds
+from tgan_deploy.runtime.provenance import info_text, label_info, png_text, provenance, w_info
 from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk_cli import sample_walk, walk_options
+from tgan_deploy.runtime.wspace import refuse_w_controls
 
 MODEL_HELP = "an export (directory with model.json, .onnx, .plan) or a checkpoint (.pt file or run directory)"
 
@@ -37,8 +38,12 @@ truncation_option = click.option("--truncation", type=float, default=None,
                                       "least 0.01) "
                                       "[default: off].")
 psi_option = click.option("--psi", type=float, default=None,
-                          help="Scale latents by PSI (StyleGAN's truncation psi in Z space), after "
-                               "--truncation [default: off].")
+                          help="Scale latents by PSI (StyleGAN's truncation psi in Z space), after --truncation; "
+                               "style models: StyleGAN's truncation in w, w_avg + PSI * (w - w_avg) "
+                               "[default: off; style models: the export's default_psi].")
+psi_cutoff_option = click.option("--psi-cutoff", type=click.IntRange(min=1), default=None, metavar="L",
+                                 help="Style models: truncate only ws layers 0 .. L-1 (NVlabs' truncation_cutoff) "
+                                      "[default: every layer].")
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="CPU threads per batch [default: all cores available].")
 
@@ -76,6 +81,13 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @click.option("--verify", is_flag=True, help="Check finished output directories (DIR...) against their manifests.")
 @truncation_option
 @psi_option
+@psi_cutoff_option
+@click.option("--mix-seeds", default=None, metavar="SEEDS",
+              help="Style models: style mixing: layers from --mix-cutoff on come from these seeds (one for every "
+                   "image, or comma-separated, one per seed; a directory --out takes one).")
+@click.option("--mix-cutoff", type=click.IntRange(min=1), default=None, metavar="L",
+              help="Style models, with --mix-seeds: ws layers 0 .. L-1 (the coarse styles) from each seed, the "
+                   "rest from its mix seed.")
 @walk_options
 @backend_option
 @device_option
@@ -83,7 +95,8 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @threads_option
 def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, out: Path | None, columns: int | None,
                 label: str | None, image_format: str, per_class: int | None, shard_size: int, shard: str | None,
-                resume: bool, force: bool, verify: bool, truncation: float | None, psi: float | None, backend: str,
+                resume: bool, force: bool, verify: bool, truncation: float | None, psi: float | None,
+                psi_cutoff: int | None, mix_seeds: str | None, mix_cutoff: int | None, backend: str,
                 device: str, max_batch: int, threads: int | None, **walk: Any) -> None:
     from tgan_deploy.runtime import bulk
     from tgan_deploy.runtime import images as img
@@ -94,9 +107,14 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
         return
     if len(model) != 1 or out is None:
         raise TganError("give one MODEL and --out (or --verify DIR...): see tgan-sample --help")
+    mix = check_seeds(int_list(mix_seeds, "--mix-seeds")) if mix_seeds is not None else None
+    if (mix is None) != (mix_cutoff is None):
+        raise TganError("style mixing takes --mix-seeds and --mix-cutoff together: give both, or neither")
     if any(value is not None for value in walk.values()):  # --walk and its options: tgan_deploy/runtime/walk_cli.py
+        if mix is not None:
+            raise TganError("--mix-seeds mixes the styles of sampled images, not of a walk: drop it with --walk")
         return sample_walk(lambda: _open(model[0], backend, device, max_batch, threads), out, columns, truncation,
-                           psi, seeds, label, **walk)
+                           psi, seeds, label, psi_cutoff=psi_cutoff, **walk)
     if out.suffix and out.suffix.lower() not in (".npz", ".png"):
         raise TganError(f"--out {out}: use a directory, a .npz file or a .png file")
     explicit = int_list(seeds, "--seeds") if seeds is not None else None
@@ -105,6 +123,9 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
                         "FILE.npz/.png")
     if per_class is not None and label is not None:
         raise TganError("--per-class writes every class: drop --label (or drop --per-class and use --n)")
+    if mix is not None and len(mix) > 1 and not out.suffix:
+        raise TganError("a directory --out takes one --mix-seeds seed (mixed into every image): give one seed, or "
+                        "write FILE.npz / FILE.png for one mix seed per seed")
     plan: bulk.SeedPlan | None = None  # a directory --out: the streaming bulk writer's seeds
     if out.suffix:
         seed_list = Sampler.seed_list(explicit) if explicit is not None else Sampler.seed_list(n=n, seed=seed)
@@ -113,7 +134,14 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
         plan = bulk.SeedPlan.from_options(per_class or n, seed, explicit, shard_size, bulk.parse_shard(shard))
     check_latent_options(truncation, psi)  # before the model loads: bad input fails at once
     with _open(model[0], backend, device, max_batch, threads) as sampler:
-        info = provenance(sampler, truncation=truncation, psi=psi)  # recorded in every file written
+        if sampler.w_space:
+            sampler.w_controls(psi, psi_cutoff, mix is not None, mix_cutoff)
+        else:
+            refuse_w_controls(psi_cutoff, mix is not None, mix_cutoff)
+        if plan is not None:
+            plan.check_rule(sampler.seed_rule)  # e.g. NVlabs' seeds end below 2**32
+        w_controls = w_info(psi_cutoff=psi_cutoff, mix_seeds=mix, mix_cutoff=mix_cutoff)
+        info = provenance(sampler, truncation=truncation, psi=psi, **w_controls)  # recorded in every file written
         if plan is not None and sampler.kind == "image":
             from tgan_deploy.runtime.bulk.console import write_with_progress
 
@@ -127,16 +155,20 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
             index = None if label is None else sampler.label_index(label)
             options = bulk.BulkOptions(image_format, truncation, psi, resume=resume, force=force,
                                        label=index, class_name=None if index is None else sampler.class_name(index),
-                                       png_text=lambda s: png_text({**info, "seed": int(s)}))
+                                       png_text=lambda s: png_text({**info, "seed": int(s)}),
+                                       psi_cutoff=psi_cutoff, mix_seed=None if mix is None else mix[0],
+                                       mix_cutoff=mix_cutoff)
             click.echo(write_with_progress(sampler, model[0], plan, out, options, per_class=per_class is not None))
             return
         if plan is not None:  # a toy model: its points go to DIR/points.npz (the plan is never listed for images)
             seed_list = list(plan.seeds)
+        mix_list = None if mix is None else mix * len(seed_list) if len(mix) == 1 else mix
         labels: np.ndarray | None
         if sampler.num_classes and label is None and out.suffix.lower() == ".png":  # rows: classes; columns: seeds
             columns = columns or len(seed_list)
             labels = np.repeat(np.arange(sampler.num_classes), len(seed_list))
             seed_list = seed_list * sampler.num_classes
+            mix_list = None if mix_list is None else mix_list * sampler.num_classes
         else:
             labels = sampler.check_labels(label, len(seed_list))
             info.update(label_info(sampler, label))
@@ -144,7 +176,9 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
         starts = range(0, len(seed_list), step)
         with click.progressbar(starts, label="sampling", file=sys.stderr) as bar:  # drawn on a terminal only
             result = np.concatenate([sampler.sample(seed_list[i:i + step], truncation=truncation, psi=psi,
-                                                    labels=None if labels is None else labels[i:i + step])
+                                                    labels=None if labels is None else labels[i:i + step],
+                                                    psi_cutoff=psi_cutoff, mix_cutoff=mix_cutoff,
+                                                    mix_seeds=None if mix_list is None else mix_list[i:i + step])
                                      for i in bar])
         points = sampler.kind == "points"
         what = "points" if points else "images"

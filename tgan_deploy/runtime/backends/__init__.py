@@ -5,7 +5,9 @@ Every backend module imports its heavy dependency (onnxruntime, tensorrt, torch)
 1 <= b <= max_batch (and, for class-conditional models, int64 labels [b] already checked against the
 classes; None otherwise) and returns the model's output for those rows in the backend's `output_dtype`;
 the returned array may be a reused buffer, valid until the next `run` (the Sampler copies it out
-under its lock).
+under its lock). A style model's backend (`StyleBackend`) has `map(z, labels)` -> ws float32 [b, num_ws,
+w_dim] and `synthesize(ws)` -> image instead, under the same rules; the Sampler applies the w controls
+between them (runtime/wspace.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,19 @@ class Backend(Protocol):
     output_dtype: str  # "float32" or "uint8"
 
     def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class StyleBackend(Protocol):
+    name: str
+    providers: list[str]
+    max_batch: int
+    output_dtype: str
+
+    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray: ...
+
+    def synthesize(self, ws: np.ndarray) -> np.ndarray: ...
 
     def close(self) -> None: ...
 
