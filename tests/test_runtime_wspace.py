@@ -18,6 +18,7 @@ import pytest
 import torch
 from _style_export import TinyStyle, shared_style_export, style_metadata
 from _subprocess import repo_env
+from PIL import Image
 
 from tgan_deploy.artefact import ArtefactMetadata
 from tgan_deploy.errors import TganError
@@ -25,7 +26,8 @@ from tgan_deploy.export.onnx import to_uint8 as graph_to_uint8
 from tgan_deploy.runtime.backends.torch import TorchBackend, with_style_fields
 from tgan_deploy.runtime.batching import BatchingSampler
 from tgan_deploy.runtime.errors import InvalidLatentOptionError, InvalidSeedError
-from tgan_deploy.runtime.images import to_uint8
+from tgan_deploy.runtime.images import make_grid, to_uint8
+from tgan_deploy.runtime.mixing_grid import style_mixing_grid
 from tgan_deploy.runtime.sampler import Sampler
 from tgan_deploy.runtime.walk import render_walk
 
@@ -225,3 +227,16 @@ def plain_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from _runtime_factories import shared_tiny_models
 
     return shared_tiny_models(tmp_path_factory).export
+
+
+def test_style_mixing_grid_is_nvlabs_layout(export: Path, sampler: Sampler, tmp_path: Path) -> None:
+    out = tmp_path / "mix.png"
+    result = tgan("sample", str(export), "--seeds", "3,4,5", "--mix-seeds", "8,9", "--mix-cutoff", "2",
+                  "--mix-grid", "--psi", "0.8", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    cells = style_mixing_grid(sampler, [3, 4, 5], [8, 9], 2, psi=0.8)
+    assert not cells[0].any()  # the corner
+    np.testing.assert_array_equal(cells[1:4], sampler.sample([3, 4, 5], psi=0.8))  # top row: the columns' images
+    np.testing.assert_array_equal(cells[[4, 8]], sampler.sample([8, 9], psi=0.8))  # left column: the rows'
+    np.testing.assert_array_equal(cells[8 + 2], sampler.sample([4], mix_seeds=9, mix_cutoff=2, psi=0.8)[0])
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), make_grid(cells, 4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,9 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 @click.option("--mix-cutoff", type=click.IntRange(min=1), default=None, metavar="L",
               help="Style models, with --mix-seeds: ws layers 0 .. L-1 (the coarse styles) from each seed, the "
                    "rest from its mix seed.")
+@click.option("--mix-grid", is_flag=True,
+              help="Style models, --out FILE.png: NVlabs' style-mixing grid: --seeds are the columns (coarse "
+                   "styles), --mix-seeds the rows (the rest), each seed's own image on the top row / left column.")
 @walk_options
 @backend_option
 @device_option
@@ -96,7 +100,7 @@ and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
 def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, out: Path | None, columns: int | None,
                 label: str | None, image_format: str, per_class: int | None, shard_size: int, shard: str | None,
                 resume: bool, force: bool, verify: bool, truncation: float | None, psi: float | None,
-                psi_cutoff: int | None, mix_seeds: str | None, mix_cutoff: int | None, backend: str,
+                psi_cutoff: int | None, mix_seeds: str | None, mix_cutoff: int | None, mix_grid: bool, backend: str,
                 device: str, max_batch: int, threads: int | None, **walk: Any) -> None:
     from tgan_deploy.runtime import bulk
     from tgan_deploy.runtime import images as img
@@ -110,6 +114,12 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
     mix = check_seeds(int_list(mix_seeds, "--mix-seeds")) if mix_seeds is not None else None
     if (mix is None) != (mix_cutoff is None):
         raise TganError("style mixing takes --mix-seeds and --mix-cutoff together: give both, or neither")
+    if mix_grid:
+        if mix is None or seeds is None or out.suffix.lower() != ".png":
+            raise TganError("--mix-grid draws --seeds (columns) against --mix-seeds (rows) with --mix-cutoff into "
+                            "--out FILE.png: give all four")
+        return _mixing_grid(lambda: _open(model[0], backend, device, max_batch, threads), out,
+                            int_list(seeds, "--seeds"), mix, mix_cutoff, psi, psi_cutoff, label)
     if any(value is not None for value in walk.values()):  # --walk and its options: tgan_deploy/runtime/walk_cli.py
         if mix is not None:
             raise TganError("--mix-seeds mixes the styles of sampled images, not of a walk: drop it with --walk")
@@ -195,6 +205,24 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
             out = out / "points.npz"
             img.save_npz(out, points=result, **arrays)
         click.echo(f"wrote {len(seed_list)} {what} to {out} ({sampler.backend}: {', '.join(sampler.providers)})")
+
+
+def _mixing_grid(open_sampler: Callable[[], Sampler], out: Path, columns: list[int], rows: list[int],
+                 cutoff: int | None, psi: float | None, psi_cutoff: int | None, label: str | None) -> None:
+    from tgan_deploy.runtime import images as img
+    from tgan_deploy.runtime.mixing_grid import style_mixing_grid
+
+    check_seeds(columns)
+    with open_sampler() as sampler:
+        if not sampler.w_space:
+            refuse_w_controls(psi_cutoff, True, cutoff)
+        assert cutoff is not None  # --mix-seeds came with --mix-cutoff
+        grid = style_mixing_grid(sampler, columns, rows, cutoff, psi=psi, psi_cutoff=psi_cutoff, label=label)
+        info = provenance(sampler, psi=psi, mix_grid={"columns": columns, "rows": rows},
+                          **w_info(psi_cutoff=psi_cutoff, mix_cutoff=cutoff), **label_info(sampler, label))
+        img.save_png(out, img.make_grid(grid, len(columns) + 1), info)
+        click.echo(f"wrote a {len(rows)}x{len(columns)} style-mixing grid to {out} "
+                   f"({sampler.backend}: {', '.join(sampler.providers)})")
 
 
 @click.command("bench", cls=TganCommand, help=f"Measure p50/p99 latency and images/s of MODEL ({MODEL_HELP}).")

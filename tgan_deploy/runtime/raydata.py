@@ -71,13 +71,13 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
     if meta is not None and not per_row:
         resolve_labels(meta, label, 1)  # refused here in one line, not later in an actor's traceback
     if seeds is not None:
-        listed = check_seeds(seeds)
+        listed = check_seeds(seeds, "tgan" if meta is None else meta.seed_rule)
         row_labels = _row_labels(meta, labels, len(listed)) if per_row else []
         ds = ray.data.from_items([{"id": s, **({"label": row_labels[i]} if per_row else {})}
                                   for i, s in enumerate(listed)])
         offset = 0
     else:
-        first = seed_range(seed, n).start
+        first = seed_range(seed, n, "tgan" if meta is None else meta.seed_rule).start
         ds, offset = ray.data.range(n), first
     check_latent_options(truncation, psi)
     if concurrency < 1 or batch_size < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -80,10 +81,15 @@ def check_format(image_format: str) -> None:
 
 
 def model_sha256(model: str | Path, backend: str) -> str:
-    """sha256 of the file the backend really serves (the ONNX file, the engine, or the checkpoint)."""
+    """sha256 of the file the backend really serves (the ONNX file, the engine, or the checkpoint; a style export:
+    of its mapping and synthesis files' digests)."""
     from tgan_deploy.runtime.model_path import locate_model
 
     location = locate_model(model)
+    if location.metadata is not None and location.metadata.w_space:  # a style export: its two graphs are served
+        pair = location.style_engines if backend == "tensorrt" else location.style_onnx
+        assert pair is not None  # Sampler.open found them
+        return hashlib.sha256("".join(file_sha256(f) for f in pair).encode()).hexdigest()
     served = {"onnxruntime": location.onnx, "tensorrt": location.engine}.get(backend, location.checkpoint)
     if backend == "torch" and served is not None and served.is_dir():
         from tgan_deploy.checkpoint import resolve_checkpoint
