@@ -54,8 +54,10 @@ threads_option = click.option("--threads", type=click.IntRange(min=1), default=N
 or an .npz; or, with --walk, render a latent walk through seeds as a GIF, an MP4 or a PNG strip.
 `tgan-sample --verify DIR...` checks finished directories (docs/bulk.md).
 
-Seed s always gives the same image: its latent is numpy.random.default_rng(s).standard_normal(latent_dim),
-and --n N --seed S means seeds S, S+1, ..., S+N-1.""")
+Seed s always gives the same image: its latent is numpy.random.default_rng(s).standard_normal(latent_dim)
+(imported NVlabs StyleGAN models: numpy.random.RandomState(s).randn(1, latent_dim), NVlabs' own seeds),
+and --n N --seed S means seeds S, S+1, ..., S+N-1. Style models also take w-space controls: --psi
+(truncation in w), --psi-cutoff, --mix-seeds/--mix-cutoff, --mix-grid (docs/runtime.md, "w-space").""")
 @click.argument("model", nargs=-1, metavar="MODEL | --verify DIR...")
 @click.option("--n", "n", type=int, default=16, show_default=True, help="How many images (seeds SEED .. SEED+N-1).")
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")

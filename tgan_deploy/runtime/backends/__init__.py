@@ -45,6 +45,36 @@ class StyleBackend(Protocol):
     def close(self) -> None: ...
 
 
+class GraphRunner(Protocol):
+    """One graph of a backend (an ONNX Runtime session, a TensorRT engine): arrays in, one output out."""
+
+    def run(self, arrays: list[np.ndarray]) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def latent_arrays(z: np.ndarray, labels: np.ndarray | None) -> list[np.ndarray]:
+    """The inputs of a graph that takes z (and label, for a class-conditional model)."""
+    return [z] if labels is None else [z, labels]
+
+
+class StyleGraphs:
+    """`map`, `synthesize` and `close` of a StyleBackend over its two runners (set by the subclass)."""
+
+    _mapping: GraphRunner
+    _synthesis: GraphRunner
+
+    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        return self._mapping.run(latent_arrays(z, labels))
+
+    def synthesize(self, ws: np.ndarray) -> np.ndarray:
+        return self._synthesis.run([ws])
+
+    def close(self) -> None:
+        self._mapping.close()
+        self._synthesis.close()
+
+
 @functools.cache
 def cuda_device_count() -> int:
     """CUDA devices really present, asked of the driver itself (no torch needed; 0 without a driver).

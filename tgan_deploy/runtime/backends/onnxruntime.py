@@ -22,7 +22,7 @@ import numpy as np
 
 from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, WS_NAME, ArtefactMetadata
 from tgan_deploy.errors import TganError
-from tgan_deploy.runtime.backends import cuda_device_count
+from tgan_deploy.runtime.backends import StyleGraphs, cuda_device_count, latent_arrays
 from tgan_deploy.runtime.errors import BackendUnavailableError, ModelLoadError
 
 CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -200,13 +200,13 @@ class OnnxRuntimeBackend:
             raise ModelLoadError(f"{onnx_file} has unreadable metadata_props ({exc}): re-run tgan-export") from exc
 
     def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        return self._graph.run([z] if labels is None else [z, labels])
+        return self._graph.run(latent_arrays(z, labels))
 
     def close(self) -> None:
         self._graph.close()
 
 
-class OnnxRuntimeStyleBackend:
+class OnnxRuntimeStyleBackend(StyleGraphs):
     """A style model's mapping.onnx and synthesis.onnx, each its own session (see runtime/wspace.py)."""
 
     name = "onnxruntime"
@@ -227,13 +227,3 @@ class OnnxRuntimeStyleBackend:
                            np.uint8 if self.output_dtype == "uint8" else np.float32)
         self._mapping = BoundGraph(mapping, latent_inputs(metadata), ws, max_batch, on_gpu, device_index)
         self._synthesis = BoundGraph(synthesis, [ws], image, max_batch, on_gpu, device_index)
-
-    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        return self._mapping.run([z] if labels is None else [z, labels])
-
-    def synthesize(self, ws: np.ndarray) -> np.ndarray:
-        return self._synthesis.run([ws])
-
-    def close(self) -> None:
-        self._mapping.close()
-        self._synthesis.close()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, WS_NAME, ArtefactMetadata
-from tgan_deploy.runtime.backends import cuda_device_count
+from tgan_deploy.runtime.backends import StyleGraphs, cuda_device_count, latent_arrays
 from tgan_deploy.runtime.errors import BackendUnavailableError, EngineMismatchError, ModelLoadError
 
 
@@ -150,13 +150,13 @@ class TensorRTBackend:
         self.output_dtype = self._graph.output_dtype
 
     def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        return self._graph.run([z] if labels is None else [z, labels])
+        return self._graph.run(latent_arrays(z, labels))
 
     def close(self) -> None:
         self._graph.close()
 
 
-class TensorRTStyleBackend:
+class TensorRTStyleBackend(StyleGraphs):
     """A style model's mapping and synthesis engines (files roles mapping_tensorrt, synthesis_tensorrt)."""
 
     name = "tensorrt"
@@ -169,16 +169,6 @@ class TensorRTStyleBackend:
         self.providers = self._synthesis.providers
         self.max_batch = min(self._mapping.max_batch, self._synthesis.max_batch)
         self.output_dtype = self._synthesis.output_dtype
-
-    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        return self._mapping.run([z] if labels is None else [z, labels])
-
-    def synthesize(self, ws: np.ndarray) -> np.ndarray:
-        return self._synthesis.run([ws])
-
-    def close(self) -> None:
-        self._mapping.close()
-        self._synthesis.close()
 
 
 def _torch_dtype(torch: Any, trt: Any, dtype: Any) -> Any:
