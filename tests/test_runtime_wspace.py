@@ -8,6 +8,7 @@ Runtime sessions; the torch backend runs the same stand-in module.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from tgan_deploy.errors import TganError
 from tgan_deploy.export.onnx import to_uint8 as graph_to_uint8
 from tgan_deploy.runtime.backends.torch import TorchBackend, with_style_fields
 from tgan_deploy.runtime.batching import BatchingSampler
-from tgan_deploy.runtime.errors import InvalidLatentOptionError, InvalidSeedError
+from tgan_deploy.runtime.errors import InvalidLatentOptionError, InvalidSeedError, ModelLoadError
 from tgan_deploy.runtime.images import make_grid, to_uint8
 from tgan_deploy.runtime.mixing_grid import style_mixing_grid
 from tgan_deploy.runtime.sampler import Sampler
@@ -240,3 +241,31 @@ def test_style_mixing_grid_is_nvlabs_layout(export: Path, sampler: Sampler, tmp_
     np.testing.assert_array_equal(cells[[4, 8]], sampler.sample([8, 9], psi=0.8))  # left column: the rows'
     np.testing.assert_array_equal(cells[8 + 2], sampler.sample([4], mix_seeds=9, mix_cutoff=2, psi=0.8)[0])
     np.testing.assert_array_equal(np.asarray(Image.open(out)), make_grid(cells, 4))
+
+
+def test_a_conditional_style_model_maps_each_row_and_its_mix_row_under_its_label() -> None:
+    model = TinyStyle(num_classes=3, seed=1).eval()
+    meta = style_metadata(model, seed_rule="tgan", pixel_rule="tgan")
+    with Sampler(TorchBackend.from_generator(model, meta), meta) as sampler:
+        z = sampler.seed_latents([3, 4])
+        labels = np.array([0, 2])
+        # the runtime maps rows and mix rows in one pass (torch's GEMM rounds by batch size: compare that pass)
+        both = np.concatenate([z, sampler.seed_latents([9, 9])])
+        with torch.inference_mode():
+            ws = model.mapping(torch.from_numpy(both), torch.from_numpy(np.concatenate([labels, labels]))).numpy()
+        own, other = ws[:2], ws[2:]
+        mixed = sampler.seed_ws([3, 4], mix_seeds=9, mix_cutoff=1, labels=["0", "2"])
+        np.testing.assert_array_equal(mixed[:, :1], own[:, :1])
+        np.testing.assert_array_equal(mixed[:, 1:], other[:, 1:])
+        assert not np.array_equal(sampler.seed_ws([3], labels=0), sampler.seed_ws([3], labels=1))
+        with pytest.raises(TganError, match="class"):
+            sampler.sample([3])  # a conditional model needs its labels
+
+
+def test_a_style_export_without_its_two_graphs_is_refused_in_one_line(export: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    shutil.copytree(export, folder)
+    (folder / "synthesis.onnx").unlink()
+    with pytest.raises(ModelLoadError, match="mapping and synthesis graphs") as info:
+        Sampler.open(folder)
+    assert "\n" not in str(info.value)
