@@ -35,12 +35,16 @@ class Layer:
     torch: str
 
 
-# The architecture, bottom to top. Each allowed direction is named here once; a module belongs to the layer with
-# the most specific pattern naming it ("runtime.bulk.*" before "runtime.*").
+# The architecture, from the bottom layer up: a layer names only layers listed before it (checked below), so the
+# layers form no cycle. Each allowed direction is named here once; a module belongs to the layer with the most
+# specific pattern naming it ("runtime.bulk.*" before "runtime.*").
 LAYERS: dict[str, Layer] = {
     # contracts and utilities every command shares (cli: the click helpers; it starts commands by name, not import)
     "base": Layer(("__init__", "__main__", "errors", "_extras", "io", "artefact", "cli"), (), NEVER),
     "config": Layer(("config",), ("base",), NEVER),
+    "ops": Layer(("ops.*",), ("base",), YES),
+    "models": Layer(("models.*",), ("base", "config", "ops"), YES),
+    "checkpoint": Layer(("checkpoint",), ("base", "config", "models"), YES),  # the one safe checkpoint loader
     # the sampler: seeds -> images; its torch backend loads a checkpoint through the one loader, lazily
     "runtime": Layer(("runtime.*",), ("base", "checkpoint"), LAZY),
     # bulk writers and Ray Data sit on the runtime's public API; bulk still resolves a served checkpoint's file
@@ -48,12 +52,8 @@ LAYERS: dict[str, Layer] = {
     "runtime.raydata": Layer(("runtime.raydata",), ("base", "runtime", "runtime.bulk"), NEVER),
     "runtime.cli": Layer(("runtime.cli",), ("base", "runtime", "runtime.bulk"), NEVER),  # tgan-sample, tgan-bench
     "serve": Layer(("serve.*",), ("base", "runtime"), NEVER),
-    # the torch side
     "data": Layer(("data.*",), ("base", "config"), YES),
-    "ops": Layer(("ops.*",), ("base",), YES),
-    "models": Layer(("models.*",), ("base", "config", "ops"), YES),
     "objectives": Layer(("objectives",), ("base", "config", "models"), YES),
-    "checkpoint": Layer(("checkpoint",), ("base", "config", "models"), YES),  # the one safe checkpoint loader
     "foreign": Layer(("foreign.*",), ("base", "config", "models", "checkpoint"), YES),  # readers of foreign files
     "metrics": Layer(("metrics.*",), ("base", "config", "data", "checkpoint", "runtime"), YES),
     "export": Layer(("export.*",), ("base", "config", "models", "checkpoint", "foreign", "runtime"), YES),
@@ -290,6 +290,14 @@ def test_graph_sees_the_imports_it_must(graph: Graph) -> None:
     assert layer_of("tgan_deploy.runtime.bulk.plan") == "runtime.bulk"  # the more specific pattern wins
     assert layer_of("tgan_deploy.runtime.latents") == "runtime"
     assert layer_of("tgan_deploy") == "base" and layer_of("tgan_deploy.foreign.nvlabs") == "foreign"
+
+
+def test_layers_only_look_down() -> None:
+    """Every layer may import only layers listed before it: the table itself has no cycle and reads bottom up."""
+    names = list(LAYERS)
+    looking_up = {name: [m for m in spec.may_import if m not in names[:i]]
+                  for i, (name, spec) in enumerate(LAYERS.items())}
+    assert {name: later for name, later in looking_up.items() if later} == {}  # also catches a misspelt layer
 
 
 def test_no_import_cycles(graph: Graph) -> None:
