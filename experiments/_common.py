@@ -31,7 +31,7 @@ BASELINES = ["sgan", "rsgan", "rasgan", "wgan-gp", "hinge"]
 T_OBJECTIVES = ["t-sgan", "t-wgan"]
 PAIRINGS = ["index", "all"]
 
-# PacGAN (arXiv:1712.04086) Table, as restated in docs/tgan-method.md §7: (modes, HQ %, reverse KL).
+# PacGAN (arXiv:1712.04086) Table, as restated in docs/method.md §6.1: (modes, HQ %, reverse KL).
 PACGAN_PUBLISHED: dict[str, dict[str, tuple[float, float, float]]] = {
     "ring8": {"GAN": (6.3, 98.2, 0.45), "PacGAN4": (7.8, 95.9, 0.07)},
     "grid25": {"GAN": (17.3, 94.8, 0.70), "ALI": (24.1, 95.7, 0.14), "PacGAN4": (24.8, 93.6, 0.04)},
@@ -132,7 +132,7 @@ class redirect_output:
         self.file.close()
 
 
-# -- 2-D mixture metrics (PacGAN's protocol, docs/tgan-method.md §7) --------------------------------
+# -- 2-D mixture metrics (PacGAN's protocol, docs/method.md §6.1) ---------------------------------
 
 def toy_samples(generator: Any, n: int, seed: int) -> np.ndarray:
     """n points from G (eval mode) for latent seeds seed*n .. seed*n+n-1 (runtime.latents' contract)."""

@@ -2,7 +2,7 @@
 
 The defaults table is the dataclass definitions below; the CLI, config files and checkpoints all go
 through `TrainConfig.from_dict` / `apply_overrides`, so an unknown key fails the same way everywhere.
-Reference values: bojone/T-GANs via ../shared/docs/tgan-method.md §5.
+Reference values: bojone/T-GANs, as docs/method.md §5 states them.
 """
 
 from __future__ import annotations

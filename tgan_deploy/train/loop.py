@@ -1,6 +1,6 @@
 """The training loop, readable top to bottom: `train(cfg)`.
 
-One iteration (../shared/docs/tgan-method.md §2, the reference bojone/T-GANs):
+One iteration (docs/method.md §2.4, the reference bojone/T-GANs):
   1. optim.critic_steps critic steps: fresh real batch, fresh z, fakes from G without gradients;
      E and D minimise the objective's critic loss (reals and fakes encoded in separate calls).
   2. optim.generator_steps generator steps: fresh real batch, fresh z; E and D are frozen
