@@ -50,23 +50,31 @@ def check_opset(opset: int) -> None:
                           f"{torch.__version__}, onnx {onnx.__version__}): choose {MIN_OPSET}..{top}")
 
 
-def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float -> uint8 [0, 255]: scale, round half to even (torch and ONNX Round agree), clamp, cast."""
+def to_uint8(image: torch.Tensor, pixel_rule: str = "tgan") -> torch.Tensor:
+    """float image -> uint8 [0, 255] by the artefact's pixel rule (runtime/images.py states both in numpy).
+
+    "tgan": scale, round half to even (torch and ONNX Round agree), clamp, cast.
+    "nvlabs": x * 127.5 + 128, clamp, floor, cast: NVlabs' generate.py truncates in `.to(torch.uint8)`; the
+    graph floors explicitly because ONNX's Cast from float to an integer type does not promise truncation.
+    """
+    if pixel_rule == "nvlabs":
+        return (image * 127.5 + 128.0).clamp(0.0, 255.0).floor().to(torch.uint8)
     return ((image + 1.0) * 127.5).round().clamp(0.0, 255.0).to(torch.uint8)
 
 
 class UInt8Output(nn.Module):
     """The generator followed by `to_uint8`, so the exported graph emits ready-to-save pixels."""
 
-    def __init__(self, generator: nn.Module) -> None:
+    def __init__(self, generator: nn.Module, pixel_rule: str = "tgan") -> None:
         super().__init__()
         self.generator = generator
+        self.pixel_rule = pixel_rule
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        return to_uint8(self.generator(z) if label is None else self.generator(z, label))
+        return to_uint8(self.generator(z) if label is None else self.generator(z, label), self.pixel_rule)
 
 
-def prepare_for_export(generator: nn.Module, output_dtype: str = "float32") -> nn.Module:
+def prepare_for_export(generator: nn.Module, output_dtype: str = "float32", pixel_rule: str = "tgan") -> nn.Module:
     """An eval() copy with every parametrisation (spectral norm) folded into plain weights."""
     model = copy.deepcopy(generator).eval()
     for module in model.modules():
@@ -75,7 +83,7 @@ def prepare_for_export(generator: nn.Module, output_dtype: str = "float32") -> n
             for name in list(parametrizations.keys()):
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     if output_dtype == "uint8":
-        model = UInt8Output(model).eval()
+        model = UInt8Output(model, pixel_rule).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
