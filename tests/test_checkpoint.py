@@ -10,17 +10,15 @@ import torch
 
 from tgan_deploy.checkpoint import (
     CHECKPOINT_FORMAT,
-    list_checkpoints,
     load_checkpoint,
     load_generator,
-    resolve_checkpoint,
     save_checkpoint,
-    step_file_name,
 )
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import CheckpointError
 from tgan_deploy.io import atomic_path, file_sha256, write_json_atomic
 from tgan_deploy.models import build_critic, build_generator
+from tgan_deploy.run_layout import list_checkpoints, resolve_checkpoint, step_file_name
 
 
 def tiny_config(hidden: int = 8) -> TrainConfig:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tgan_deploy.artefact import ArtefactMetadata
-from tgan_deploy.checkpoint import BEST_FILE, CHECKPOINT_DIR, CHOICES, load_generator
+from tgan_deploy.checkpoint import load_generator
 from tgan_deploy.errors import TganError
 from tgan_deploy.export import fp16 as fp16_mod
 from tgan_deploy.export import onnx as onnx_mod
@@ -30,6 +30,7 @@ from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export import triton as triton_mod
 from tgan_deploy.export.metadata import build_metadata, write_model_json
 from tgan_deploy.io import write_json_atomic
+from tgan_deploy.run_layout import BEST_FILE, CHECKPOINT_DIR, CHOICES
 
 ONNX_FILE, FP16_FILE, FP16_REPORT = "generator.onnx", "generator.fp16.onnx", "fp16.json"
 MAX_OPT_LEVEL = 5

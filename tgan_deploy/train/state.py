@@ -25,14 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tgan_deploy.checkpoint import (
-    BEST_FILE,
-    CHECKPOINT_DIR,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-    step_file_name,
-)
+from tgan_deploy.checkpoint import load_checkpoint, save_checkpoint
+from tgan_deploy.run_layout import BEST_FILE, CHECKPOINT_DIR, list_checkpoints, step_file_name
 
 
 def capture_rng(noise: torch.Generator, pairs: torch.Generator) -> dict[str, Any]:

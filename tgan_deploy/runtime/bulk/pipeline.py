@@ -78,7 +78,7 @@ def model_sha256(model: str | Path, backend: str) -> str:
     location = locate_model(model)
     served = {"onnxruntime": location.onnx, "tensorrt": location.engine}.get(backend, location.checkpoint)
     if backend == "torch" and served is not None and served.is_dir():
-        from tgan_deploy.checkpoint import resolve_checkpoint
+        from tgan_deploy.run_layout import resolve_checkpoint
 
         served = resolve_checkpoint(served)
     assert served is not None  # Sampler.open found it
