@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tgan_deploy.checkpoint_metadata import WEIGHT_KEYS, WEIGHTS, sampling_weights
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import CheckpointError, TganError
 from tgan_deploy.io import atomic_path
@@ -97,10 +98,10 @@ def load_generator(path: str | Path, weights: str = "ema", map_location: str | t
     """
     from tgan_deploy.models import build_generator
 
-    if weights not in ("ema", "raw"):
+    if weights not in WEIGHTS:
         raise TganError(f"weights must be 'ema' or 'raw', got {weights!r}")
     state = load_checkpoint(path, map_location, which)
-    key = "generator_ema" if weights == "ema" and state.get("generator_ema") is not None else "generator"
+    key = WEIGHT_KEYS[sampling_weights(state, weights)]
     if state.get(key) is None:
         raise CheckpointError(f"{state['path']} holds no generator weights (a critic-only checkpoint?): "
                               "export from a checkpoint written by tgan-train")

@@ -13,24 +13,10 @@ from typing import Any
 import numpy as np
 
 from tgan_deploy._extras import require
-from tgan_deploy.artefact import ArtefactMetadata
+from tgan_deploy.checkpoint_metadata import metadata_from_checkpoint
 from tgan_deploy.errors import MissingExtraError, TganError
 from tgan_deploy.runtime.backends import cuda_device_count
 from tgan_deploy.runtime.errors import BackendUnavailableError
-
-
-def metadata_from_config(cfg: Any, checkpoint: dict[str, Any]) -> ArtefactMetadata:
-    """The artefact metadata an export of this checkpoint would carry (float32 output)."""
-    from tgan_deploy import __version__
-
-    m = cfg.model
-    points = m.arch == "mlp"
-    return ArtefactMetadata(
-        kind="points" if points else "image", latent_dim=m.latent_dim,
-        resolution=None if points else m.resolution, channels=None if points else m.channels,
-        objective=cfg.objective.name, package_version=__version__,
-        files={"checkpoint": Path(checkpoint["path"]).name},
-        num_classes=m.num_classes, classes=list(checkpoint.get("classes") or []))
 
 
 class TorchBackend:
@@ -54,9 +40,11 @@ class TorchBackend:
         if threads and device == "cpu":
             torch.set_num_threads(threads)
         self.device = torch.device(f"cuda:{device_index}" if device == "cuda" else "cpu")
-        generator, cfg, state = load_generator(checkpoint, weights=weights, map_location=self.device)
+        generator, _, state = load_generator(checkpoint, weights=weights, map_location=self.device)
         self.generator = generator.to(self.device).eval()
-        self.metadata = metadata_from_config(cfg, state)
+        # the metadata an export of this checkpoint would carry, with float32 output
+        self.metadata = metadata_from_checkpoint(state, weights=weights,
+                                                 files={"checkpoint": Path(state["path"]).name})
         self.providers = [str(self.device) + (" (CUDA graphs)" if cuda_graphs else "")]
         self.max_batch = max_batch
         self.cuda_graphs = cuda_graphs
