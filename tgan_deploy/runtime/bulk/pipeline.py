@@ -55,7 +55,6 @@ class BulkOptions:
     byte_limit: int | None = None  # ByteBudget: the full-disk seam (None: the file system decides)
     png_text: PngText | None = None  # seed -> tEXt chunks of its PNG (files and tar shards), e.g. provenance
     label: int | None = None  # class-conditional models: the class index of every image (see per_class.py)
-    class_name: str | None = None  # that class's name, recorded beside it
 
 
 @dataclasses.dataclass
@@ -95,12 +94,12 @@ def job_identity(sampler: Sampler, model: str | Path, plan: SeedPlan, options: B
             "part_size": plan.part_size, "shard": f"{plan.shard[0]}/{plan.shard[1]}",
             # the chunks as the first seed's PNG gets them: what every PNG's text is made from
             "png_text": dict(options.png_text(plan.seeds[0])) if options.png_text else None,
-            **label_fields(options)}
+            **label_fields(sampler, options)}
 
 
-def label_fields(options: BulkOptions) -> dict[str, Any]:
+def label_fields(sampler: Sampler, options: BulkOptions) -> dict[str, Any]:
     """{"label": index, "class": name} of a conditional job (in its identity and every tar sample's .json)."""
-    return {} if options.label is None else {"label": options.label, "class": options.class_name}
+    return {} if options.label is None else sampler.label_record(options.label)
 
 
 def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, options: BulkOptions,
@@ -113,7 +112,7 @@ def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, opt
         return BulkResult(out, len(seeds), 0, already_complete=True)
     writer = make_writer(out, options.image_format, ByteBudget(options.byte_limit), tuple(identity["image_shape"]),
                          len(seeds),
-                         {"truncation": options.truncation, "psi": options.psi, **label_fields(options)},
+                         {"truncation": options.truncation, "psi": options.psi, **label_fields(sampler, options)},
                          options.png_text, options.label)
     journal = Journal(out)
     try:
