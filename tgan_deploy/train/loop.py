@@ -35,6 +35,7 @@ from torch import nn
 from tgan_deploy.checkpoint import load_state_dict_checked
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
+from tgan_deploy.io import link_atomic
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
 from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state
@@ -491,7 +492,7 @@ def write_samples(parts: Parts, run_dir: Path, step: int, dataset: Any) -> None:
         labels = conditional.cycled_labels(n * n, cfg.model.num_classes, per_label=n, device=device)  # row = class
         plots.save_image_grid(model(z, labels), path, nrow=n)
     model.train(was_training)
-    state._link_atomic(path, run_dir / rundir.LATEST_SAMPLES)
+    link_atomic(path, run_dir / rundir.LATEST_SAMPLES)
     records = read_metrics(run_dir)
     plots.save_loss_plot(records, run_dir / rundir.LOSS_PLOT)
     plots.save_eval_plot(records, run_dir / rundir.EVAL_PLOT)

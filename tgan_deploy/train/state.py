@@ -16,8 +16,6 @@ comes from the two trainer generators, which are identical on every rank by cons
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -83,23 +81,6 @@ def best_evaluation(run_dir: Path) -> dict[str, Any] | None:
         return None
     record = load_checkpoint(path).get("evaluation")
     return record if isinstance(record, dict) else None
-
-
-def _link_atomic(source: Path, target: Path) -> None:
-    # A hard link costs no copy; link to a temporary name then rename, so best.pt is never half there.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:  # file systems without hard links
-        import shutil
-
-        shutil.copyfile(source, tmp)
-    try:
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def newest_checkpoint(run_dir: Path, map_location: torch.device) -> dict[str, Any] | None:

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from tgan_deploy import __version__
-from tgan_deploy.io import file_sha256, write_json_atomic
+from tgan_deploy.io import file_sha256, temporary_target, write_json_atomic
 from tgan_deploy.runtime.bulk.errors import BulkOptionError, BulkWriteError, OutputInUseError
 from tgan_deploy.runtime.bulk.formats import (
     FORMATS,
-    TEMP_SUFFIX,
     ByteBudget,
     PartWriter,
     PngText,
@@ -216,8 +215,8 @@ def _remove_job_output(out: Path) -> None:
     """--force: remove what any bulk job writes (every format's files), leave anything else alone."""
     owners = [make_writer(out, fmt, ByteBudget(), (1, 1, 1), 0, {}) for fmt in FORMATS]
     for entry in out.iterdir():
-        names = (entry.name, entry.name.removeprefix(".").removesuffix(TEMP_SUFFIX))
-        if entry.name in (MANIFEST_FILE, JOB_FILE, JOURNAL_FILE) or any(w.owns(n) for w in owners for n in names):
+        name = temporary_target(entry.name) or entry.name  # a temporary goes with the file it was for
+        if name in (MANIFEST_FILE, JOB_FILE, JOURNAL_FILE) or any(w.owns(name) for w in owners):
             if entry.is_dir():
                 shutil.rmtree(entry)
             else:
