@@ -5,8 +5,8 @@ pool (Pillow and file writes release the GIL), `add` and the part calls run in t
 seed order. Nothing is ever visible under its final name half-written:
 - files: `seed-XXXXXX.png` each written to a temporary `.seed-XXXXXX.png.XXXXXXXX.tmp` and renamed
   (io.atomic_path); a part's files are synced to disk together (syncfs) before the part is recorded;
-- tar: `shard-XXXXXX.tar` (WebDataset: `{seed}.png` + `{seed}.json`, and `{seed}.cls` for a class-conditional
-  job, per sample) written to
+- tar: `shard-XXXXXX.tar` (WebDataset: `KEY.png` + `KEY.json` per sample, KEY = sample_key: the seed, led by
+  the class index in a class-conditional job, which adds `KEY.cls`) written to
   `.shard-XXXXXX.tar.XXXXXXXX.tmp`, fsynced, renamed when the part is complete;
 - npy: rows written in place into `.images.npy.partial` (preallocated, header first), fsynced per part,
   renamed to `images.npy` when every part is in; `seeds.npy` (and `labels.npy` for a conditional job) beside it.
@@ -183,8 +183,15 @@ def shard_name(part: int) -> str:
     return f"shard-{part:06d}.tar"
 
 
-def sample_key(seed: int) -> str:
-    return f"{seed:06d}"
+# A labelled sample's key leads with its class index: a --per-class tree reuses the same seeds in every class, and
+# its keys must still be unique across the tree (read as one WebDataset, `synth/*/shard-*.tar`). No dots: a
+# WebDataset reader takes the key up to the first dot of a member's name.
+LABELLED_KEY = "{label:04d}-{seed:06d}"
+
+
+def sample_key(seed: int, label: int | None = None) -> str:
+    """A WebDataset sample's key: XXXXXX (the seed), or LLLL-XXXXXX for a sample of class LLLL."""
+    return f"{seed:06d}" if label is None else LABELLED_KEY.format(label=int(label), seed=seed)
 
 
 class _HashingFile:
@@ -203,7 +210,7 @@ class _HashingFile:
 
 
 class TarWriter(PartWriter):
-    """WebDataset shards: part k -> shard-XXXXXX.tar holding {seed}.png and {seed}.json per sample, in seed order.
+    """WebDataset shards: part k -> shard-XXXXXX.tar holding KEY.png and KEY.json per sample, in seed order.
 
     Written with the standard tarfile module (ustar, fixed member metadata) rather than the webdataset
     library: tarfile gives full control of every header byte, and reading needs nothing from us
@@ -213,6 +220,7 @@ class TarWriter(PartWriter):
                  png_text: PngText | None = None, label: int | None = None) -> None:
         super().__init__(out, image_format, budget)
         self._json = sample_json  # fields every sample's .json carries besides its seed
+        self._label = label
         self._cls = None if label is None else str(label).encode()  # WebDataset's class-index entry
         self.png_text = png_text
         self._tar: tarfile.TarFile | None = None
@@ -222,9 +230,10 @@ class TarWriter(PartWriter):
         self._tmp = Path()  # the part's shard while it is written (io.temporary_path)
 
     def encode(self, images: np.ndarray, seeds: Sequence[int]) -> list[tuple[str, list[tuple[str, bytes]]]]:
-        return [(sample_key(seed), [("png", encode_image(image, "png", self.png_text(seed) if self.png_text else None)),
-                                    ("json", json.dumps({"seed": int(seed), **self._json}, sort_keys=True).encode()),
-                                    *([("cls", self._cls)] if self._cls is not None else [])])
+        return [(sample_key(seed, self._label),
+                 [("png", encode_image(image, "png", self.png_text(seed) if self.png_text else None)),
+                  ("json", json.dumps({"seed": int(seed), **self._json}, sort_keys=True).encode()),
+                  *([("cls", self._cls)] if self._cls is not None else [])])
                 for image, seed in zip(images, seeds, strict=True)]
 
     def open_part(self, part: int, seeds: Sequence[int], first_row: int) -> None:

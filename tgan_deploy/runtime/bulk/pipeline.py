@@ -21,6 +21,7 @@ from tgan_deploy.io import file_sha256, temporary_target, write_json_atomic
 from tgan_deploy.runtime.bulk.errors import BulkOptionError, BulkWriteError, OutputInUseError
 from tgan_deploy.runtime.bulk.formats import (
     FORMATS,
+    LABELLED_KEY,
     ByteBudget,
     PartWriter,
     PngText,
@@ -93,7 +94,9 @@ def job_identity(sampler: Sampler, model: str | Path, plan: SeedPlan, options: B
             "part_size": plan.part_size, "shard": f"{plan.shard[0]}/{plan.shard[1]}",
             # the chunks as the first seed's PNG gets them: what every PNG's text is made from
             "png_text": dict(options.png_text(plan.seeds[0])) if options.png_text else None,
-            **label_fields(sampler, options)}
+            **label_fields(sampler, options),
+            # tar keys of a labelled job lead with the class (a shard written by the seed-only rule must not resume)
+            **({"sample_key": LABELLED_KEY} if options.image_format == "tar" and options.label is not None else {})}
 
 
 def label_fields(sampler: Sampler, options: BulkOptions) -> dict[str, Any]:
