@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tgan_deploy.export.fp16 import cycled_labels, feeds
+from tgan_deploy.export.fp16 import feeds
 from tgan_deploy.export.onnx import to_uint8
 from tgan_deploy.io import write_json_atomic, write_text_atomic
+from tgan_deploy.runtime.labels import seed_labels
 from tgan_deploy.runtime.latents import latents
 
 DEFAULT_BATCHES = (1, 7, 64)
@@ -216,7 +217,7 @@ def run_parity(model: nn.Module, artefacts: Sequence[Artefact], *, latent_dim: i
                 notes.append(f"{art.file}: {art.note}")
             continue
         for batch in batches:
-            z, labels = latents(range(batch), latent_dim), cycled_labels(batch, num_classes)
+            z, labels = latents(range(batch), latent_dim), seed_labels(range(batch), num_classes)
             if (batch, art.device) not in references:
                 references[batch, art.device] = reference(model, z, output_dtype, art.device, labels)
             ref = references[batch, art.device]

@@ -20,16 +20,17 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tgan_deploy.artefact import ArtefactMetadata
-from tgan_deploy.checkpoint import BEST_FILE, CHECKPOINT_DIR, CHOICES, load_generator
+from tgan_deploy.artefact import MODEL_JSON, ArtefactMetadata
+from tgan_deploy.checkpoint import load_generator
+from tgan_deploy.checkpoint_metadata import metadata_from_checkpoint
 from tgan_deploy.errors import TganError
 from tgan_deploy.export import fp16 as fp16_mod
 from tgan_deploy.export import onnx as onnx_mod
 from tgan_deploy.export import parity as parity_mod
 from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export import triton as triton_mod
-from tgan_deploy.export.metadata import build_metadata, write_model_json
 from tgan_deploy.io import write_json_atomic
+from tgan_deploy.run_layout import BEST_FILE, CHECKPOINT_DIR, CHOICES
 
 ONNX_FILE, FP16_FILE, FP16_REPORT = "generator.onnx", "generator.fp16.onnx", "fp16.json"
 MAX_OPT_LEVEL = 5
@@ -133,8 +134,8 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         raise TganError(f"--output uint8 is for image generators; {state['path']} is a 2-D toy generator "
                         "(arch mlp): export it with --output float")
     output_dtype = "float32" if points else opts.output_dtype
-    meta = build_metadata(cfg, state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
-                          batch_profile=opts.batch_profile)
+    meta = metadata_from_checkpoint(state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
+                                    batch_profile=opts.batch_profile, exported=True)
     triton_models: dict[str, Path] = {}
     if opts.triton_repo is not None:
         planned = ["onnx", *(["onnx_fp16"] if opts.fp16 else []), *(["tensorrt"] if opts.trt else [])]
@@ -205,7 +206,7 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         for role in ("onnx", "onnx_fp16"):
             if role in meta.files:
                 onnx_mod.stamp_metadata(stage / meta.files[role], meta)
-        write_model_json(stage, meta)
+        write_json_atomic(stage / MODEL_JSON, meta.to_dict())
         if opts.triton_repo is not None:
             for role in ("onnx", "onnx_fp16", "tensorrt"):
                 if role in meta.files:
