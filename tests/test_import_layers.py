@@ -61,7 +61,7 @@ LAYERS: dict[str, Layer] = {
     "export": Layer(("export.*",), ("base", "config", "models", "checkpoint", "foreign", "runtime"), YES),
     "train": Layer(("train.*",), ("base", "config", "data", "models", "objectives", "checkpoint", "foreign",
                                   "metrics", "runtime"), YES),
-    "demo": Layer(("demo",), ("base", "config", "train", "export", "runtime"), YES),
+    "demo": Layer(("demo",), ("base", "config", "checkpoint", "train", "export", "runtime"), YES),
 }
 
 

@@ -76,10 +76,10 @@ def test_module_entry_point_used_by_torchrun() -> None:
     assert proc.returncode == 0 and "tgan-train" in proc.stdout and "--resume" in proc.stdout
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """`make demo` in miniature: train, export with a passing parity report, sample through the runtime."""
+def test_demo_runs_end_to_end(tmp_path: Path, cache: Path) -> None:
+    """`make demo` in miniature: train, evaluate, export with a passing parity report, sample through the runtime."""
     proc = subprocess.run([sys.executable, "-m", "tgan_deploy", "demo", "--out", str(tmp_path), "--steps", "2"],
-                          env=env(), capture_output=True, text=True, timeout=300)
+                          env=env() | {"TGAN_DEPLOY_CACHE": str(cache)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     grid = Image.open(tmp_path / "run" / "samples.png")
     assert grid.mode == "L" and grid.size == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 digits of 32 px
@@ -88,3 +88,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert Image.open(tmp_path / "grid.png").size == grid.size  # the runtime's grid of the same seeds
     assert "max pixel difference vs the torch backend: 0" in proc.stdout or \
         "max pixel difference vs the torch backend: 1" in proc.stdout
+    # It ends with the grid's path and one evaluation of the model it trained (at the last iteration).
+    last = proc.stdout.strip().splitlines()[-1]
+    assert str(tmp_path / "grid.png") in last and "trained model: cfd " in last and "at iteration 2 " in last

@@ -3,7 +3,9 @@ it, feature detectors through the real TorchScript loading path, and one-line re
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_support import TOY, env, error_line, metrics, run_train, train_cmd
+from train_support import IMAGES, TOY, env, error_line, metrics, run_train, train_cmd
 
 from tgan_deploy.checkpoint import load_checkpoint
 
@@ -37,6 +39,29 @@ def test_metrics_at_the_asked_steps_and_best_is_their_argmin(evaluated_run: Path
     assert (evaluated_run / "eval.png").is_file()
 
 
+def test_a_rollback_never_replaces_best_pt_with_a_worse_model(evaluated_run: Path, tmp_path: Path) -> None:
+    """best.pt newer than the checkpoint a divergence rolls back to: the later, worse evaluations leave it alone."""
+    run = shutil.copytree(evaluated_run, tmp_path / "run")
+    best_path = run / "checkpoints" / "best.pt"
+    best = load_checkpoint(best_path)
+    assert best["step"] == 16  # the toy run improves at every evaluation (fd 14.4, 14.2, 14.0, 13.7)
+    # What a kill between writing best.pt and step-16.pt leaves: the newest step file is 8, older than best.pt.
+    (run / "checkpoints" / "step-00000016.pt").unlink()
+    older = load_checkpoint(run / "checkpoints" / "step-00000008.pt")["trainer"]["best_score"]
+    before = hashlib.sha256(best_path.read_bytes()).hexdigest()
+    # Resumed at 8 with learning rates that overflow at once: a divergence at 9 rolls back to step 8, and the
+    # rollback's factor brings them back to the preset's 1e-4 (1e30 x 1e-34), so iterations 9-12 are replayed.
+    proc = run_train("--out", str(run), "--resume", "--steps", "12", "--set", "optim.lr_g=1e30",
+                     "--set", "optim.lr_d=1e30", "--set", "run.rollback_lr_factor=1e-34")
+    assert [r["event"] for r in metrics(run) if "event" in r] == ["diverged", "rollback"], proc.stderr
+    replayed = [r["eval/fd"] for r in metrics(run) if "eval/fd" in r and r["step"] == 12]
+    # The case that matters: an evaluation worse than best.pt's but better than the best score in the state rolled
+    # back to (trusting that score, as a rollback used to, replaced best.pt with the step-12 model).
+    assert len(replayed) == 1 and best["evaluation"]["value"] < replayed[0] < older, (replayed, older)
+    assert hashlib.sha256(best_path.read_bytes()).hexdigest() == before
+    assert load_checkpoint(run / "checkpoints" / "step-00000012.pt")["trainer"]["best_step"] == 16
+
+
 def test_export_takes_the_best_checkpoint_and_says_so(evaluated_run: Path, tmp_path: Path) -> None:
     best = load_checkpoint(evaluated_run / "checkpoints" / "best.pt")
     proc = subprocess.run([*CLI, "export", str(evaluated_run), "--out", str(tmp_path / "best")], env=env(),
@@ -54,6 +79,17 @@ def test_export_takes_the_best_checkpoint_and_says_so(evaluated_run: Path, tmp_p
                             "--checkpoint", "step-00000008.pt"], env=env(), capture_output=True, text=True)
     assert named.returncode == 0, named.stderr
     assert json.loads((tmp_path / "named" / "model.json").read_text())["source_step"] == 8
+
+
+def test_a_run_that_never_evaluates_loads_no_evaluator(tmp_path: Path) -> None:
+    """Digits are scored by the project's classifier, trained (about 40 s) into the cache on first use: a run
+    shorter than run.eval_every never evaluates, so it neither loads nor trains it."""
+    cache = tmp_path / "cache"
+    proc = subprocess.run(train_cmd(*IMAGES, "--steps", "1", "--eval-every", "2", "--out", str(tmp_path / "run")),
+                          env=env() | {"TGAN_DEPLOY_CACHE": str(cache)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not (cache / "classifiers").exists() and "classifier" not in proc.stderr
+    assert not [r for r in metrics(tmp_path / "run") if any(k.startswith("eval/") for k in r)]
 
 
 # -- feature detectors ---------------------------------------------------------------------------------

@@ -11,13 +11,15 @@ unless diffaug or ada is on). Every run.eval_every iterations the EMA generator 
 and the best-scoring state is kept as best.pt.
 Every optimiser step is guarded: a NaN/Inf loss or gradient norm stops it before the weights change
 (the divergence guard; run.on_divergence). Logging, sample grids and checkpoints happen between iterations.
+Layout: `setup` builds a `Run` (data, models, optimisers, the two steps of train/steps.py, resumed state);
+`_train` is the loop; `iteration` is one iteration; the pieces they call follow.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
+import dataclasses
 import os
 import random
 import signal
@@ -33,18 +35,20 @@ import torch
 from torch import nn
 
 from tgan_deploy.checkpoint import load_state_dict_checked
+from tgan_deploy.checkpoint_metadata import WEIGHT_KEYS, sampling_weights
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.io import link_atomic
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
 from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state
-from tgan_deploy.train.augment import Augmenter, overfitting_signal, resolve_policy
+from tgan_deploy.train.augment import Augmenter, resolve_policy
 from tgan_deploy.train.ema import EMA
 from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
 from tgan_deploy.train.runlock import run_lock
 from tgan_deploy.train.scores import GlobalScores
 from tgan_deploy.train.settings import Provenance, write_config
+from tgan_deploy.train.steps import CriticStep, Diverged, GeneratorStep, Latents, StepResult
 
 G_LOSS_EMA_DECAY = 0.99  # smoothing of the logged generator loss g_loss_ema
 TOY_SAMPLE_POINTS = 1000  # points in a 2-D scatter plot (latent seeds 0..999)
@@ -54,10 +58,6 @@ class DivergenceError(TganError):
     """Training diverged (NaN/Inf) and run.on_divergence could not (or was told not to) recover."""
 
     exit_code = 3
-
-
-class Diverged(Exception):
-    """Internal: a guarded step saw a non-finite value."""
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, force: bool = False,
@@ -97,6 +97,99 @@ def locked(run_dir: Path, ctx: distributed.Context) -> Iterator[None]:
 
 def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, resume: bool, force: bool,
            provenance: Provenance | None) -> Path:
+    run = setup(cfg, ctx, device, resume=resume, force=force, provenance=provenance)
+    step = run.start
+    logger = RunLogger(run.dir, cfg.run.steps, step, enabled=ctx.is_main, tensorboard=cfg.run.tensorboard)
+    stop = StopRequest()
+    totals = Totals()
+    batches = run.batches(step)
+    try:
+        with stop.installed():
+            while step < cfg.run.steps:
+                try:
+                    iteration(run, batches, totals, step)
+                    step += 1
+                    # The weights too, before anything is logged or saved (a NaN checkpoint is never written).
+                    periodic = due(step, cfg.run.log_every, cfg) or due(step, cfg.run.checkpoint_every, cfg)
+                    if periodic and not weights_finite(run.parts.G, run.parts.critic):
+                        raise Diverged("non-finite weights")
+                except Diverged as exc:
+                    set_trainable(run.parts.critic, run.frozen)
+                    step = recover(run.parts, run.dir, run.initial, step, str(exc), logger, device)
+                    batches = run.batches(step)
+                    totals = Totals()
+                    continue
+
+                # -- between iterations: log, evaluate, samples, checkpoint, Ctrl-C --------------------------
+                logger.advance(step)
+                run.parts.trainer.smooth_g_loss(totals.last("g"), G_LOSS_EMA_DECAY)
+                if due(step, cfg.run.log_every, cfg):
+                    logger.log(step, totals.means() | run.parts.logged())
+                    totals = Totals()
+                if run.evaluator is not None and eval_due(step, cfg):
+                    evaluate_and_keep_best(run.parts, run.evaluator, run.dir, step, logger)
+                if ctx.is_main and due(step, cfg.run.sample_every, cfg):
+                    write_samples(run.parts, run.dir, step, run.dataset)
+                interrupted = distributed.any_rank(stop.requested, ctx, device)
+                if due(step, cfg.run.checkpoint_every, cfg) or interrupted:
+                    save(run.parts, run.dir, step, ctx)
+                if interrupted:
+                    logger.event(step, "interrupted", f"stopped by {stop.signal_name}; checkpoint saved, "
+                                                      "continue with --resume")
+                    raise KeyboardInterrupt
+    finally:
+        logger.close()
+    if ctx.is_main:
+        logger.echo(f"done: {step} iterations, run directory {run.dir}")
+    return run.dir
+
+
+def iteration(run: Run, batches: Iterator[Any], totals: Totals, step: int) -> None:
+    """One iteration: optim.critic_steps critic steps, optim.generator_steps generator steps (E and D frozen),
+    then the generator EMA; each step on a fresh real batch."""
+    for _ in range(run.cfg.optim.critic_steps):
+        totals.add("d", run.critic_step(*run.next_real(batches)))
+    run.parts.critic.requires_grad_(False)
+    for _ in range(run.cfg.optim.generator_steps):
+        totals.add("g", run.generator_step(*run.next_real(batches)))
+    set_trainable(run.parts.critic, run.frozen)
+    if run.parts.ema is not None:
+        run.parts.ema.update(run.parts.G, step)
+
+
+@dataclasses.dataclass
+class Run:
+    """What `setup` builds and the loop uses."""
+
+    cfg: TrainConfig
+    dir: Path
+    device: torch.device
+    dataset: Any
+    stream: Any  # data.Stream: this rank's shard of the epochs, resumable at any batch
+    parts: Parts  # everything a checkpoint holds
+    critic_step: CriticStep
+    generator_step: GeneratorStep
+    frozen: list[nn.Parameter]  # FreezeD's critic blocks, never trained
+    evaluator: evaluation.Evaluator | None  # rank 0's, when the run is evaluated
+    start: int  # the iteration to start from (a resumed checkpoint's step, else 0)
+    initial: dict[str, Any] | None  # the rollback target before the first checkpoint (None on resume)
+
+    def batches(self, step: int) -> Iterator[Any]:
+        """The data stream from the start of iteration `step` (every iteration takes a fixed number of batches)."""
+        return self.stream.batches(step * (self.cfg.optim.critic_steps + self.cfg.optim.generator_steps))
+
+    def next_real(self, batches: Iterator[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A real batch and its labels (None unless conditional: the fakes are then drawn on these labels)."""
+        batch = next(batches)
+        if not self.cfg.data.conditional:
+            return batch.to(self.device, non_blocking=True), None
+        return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+
+
+def setup(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, resume: bool, force: bool,
+          provenance: Provenance | None) -> Run:
+    """Data, evaluator, models, optimisers and the run directory; resumes or remembers the initial state.
+    Everything that can refuse the run comes before the run directory is touched."""
     from tgan_deploy.data import load_dataset, make_loader
 
     run_dir = Path(cfg.run.out)
@@ -107,7 +200,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     np.random.seed(cfg.run.seed)
     random.seed(cfg.run.seed)
 
-    # -- data (labels decide the model's classes), then the run directory ------------------------
+    # -- data (labels decide the model's classes) ---------------------------------------------------
     def say(line: str) -> None:
         if ctx.is_main:
             print(line, file=sys.stderr, flush=True)
@@ -128,12 +221,10 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     if cfg.optim.batch_size % ctx.world_size:
         raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
                         f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
-    local_batch = cfg.optim.batch_size // ctx.world_size
-    stream = make_loader(dataset.labelled() if cfg.data.conditional else dataset, local_batch, seed=cfg.run.seed,
-                         shuffle=True, workers=cfg.data.workers,
-                         pin_memory=device.type == "cuda", distributed=ctx.enabled, rank=ctx.rank,
-                         world_size=ctx.world_size, drop_last=True)
-    batches_per_iteration = cfg.optim.critic_steps + cfg.optim.generator_steps
+    stream = make_loader(dataset.labelled() if cfg.data.conditional else dataset,
+                         cfg.optim.batch_size // ctx.world_size, seed=cfg.run.seed, shuffle=True,
+                         workers=cfg.data.workers, pin_memory=device.type == "cuda", distributed=ctx.enabled,
+                         rank=ctx.rank, world_size=ctx.world_size, drop_last=True)
 
     # -- models, EMA, optimisers, random generators ---------------------------------------------
     G = build_generator(cfg.model).to(device)
@@ -150,140 +241,40 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     objective = get_objective(cfg.objective.name)
     scorer = GlobalScores(critic, objective, cfg.objective, ctx, pair_rng, noise_rng)
     augment = Augmenter(cfg.augment, policy, cfg.optim.batch_size, noise_rng)
-    trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_score": math.inf, "best_step": -1}
-    parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, trainer, augment)
+    parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, augment, run_dir, ctx.is_main)
 
     # -- the run directory (nothing was written before this), then resume or remember the initial state
     # (the rollback target before the first checkpoint) --
     if ctx.is_main:
         rundir.prepare(run_dir, resume=resume, force=force)
     distributed.barrier(ctx)
-    step = 0
-    initial = None
+    start, initial = 0, None
     checkpoint = state.newest_checkpoint(run_dir, device) if resume else None
     if checkpoint is not None:
-        step = parts.load(checkpoint)
-        best = state.best_evaluation(run_dir) if ctx.is_main else None  # best.pt may be newer than the step file
-        if best is not None and best["value"] < trainer["best_score"]:
-            trainer["best_score"], trainer["best_step"] = best["value"], best["step"]
+        start = parts.load(checkpoint)
     else:
         if parent is not None:
             say(finetune.init_weights(parent, G, critic, ema.model if ema is not None else None))
         initial = copy.deepcopy(parts.state_dict(0))
     if ctx.is_main:
         write_config(run_dir / rundir.CONFIG_FILE, cfg, provenance)
-        truncate_metrics(run_dir, step)
+        truncate_metrics(run_dir, start)
 
+    # -- the two steps: DDP wraps what is differentiated under torchrun --------------------------
     G_train: nn.Module = G
     critic_train: nn.Module = scorer
     if ctx.enabled:
         ddp_kwargs: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
         G_train = nn.parallel.DistributedDataParallel(G, **ddp_kwargs)
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
-
     autocast = autocast_for(device, cfg.optim.amp)
-    # Rank r takes rows r, r + W, r + 2W, ... of the global batch: the same interleaving as the data
-    # loader's DistributedSampler shards, so after the all-gather real i and fake i are the pair a single
-    # process would form (index pairing matches a single process, not just in distribution).
-    global_rows = slice(ctx.rank, None, ctx.world_size)
-
-    def draw_z() -> torch.Tensor:
-        # The global batch's z on every rank, then this rank's rows: a torchrun run draws the very
-        # latents a single process with the same global batch would.
-        z = torch.randn(cfg.optim.batch_size, cfg.model.latent_dim, generator=noise_rng, device=device)
-        return z[global_rows]
-
-    def next_real(batches: Iterator[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A real batch and its labels (None unless conditional: the fakes are then drawn on these labels)."""
-        batch = next(batches)
-        if not cfg.data.conditional:
-            return batch.to(device, non_blocking=True), None
-        return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-
-    logger = RunLogger(run_dir, cfg.run.steps, step, enabled=ctx.is_main, tensorboard=cfg.run.tensorboard)
-    stop = StopRequest()
-    totals = Totals()
-    batches = stream.batches(step * batches_per_iteration)
-    try:
-        with stop.installed():
-            while step < cfg.run.steps:
-                try:
-                    # 1. critic steps
-                    for _ in range(cfg.optim.critic_steps):
-                        x_real, labels = next_real(batches)
-                        with torch.no_grad(), autocast:
-                            x_fake = G(draw_z(), labels)
-                        with autocast:
-                            a, b, penalty = critic_train(augment(x_real), augment(x_fake), objective.gradient_penalty,
-                                                         labels)
-                        if augment.policy == "ada":
-                            signal_t = overfitting_signal(a.detach(), b.detach(), objective.absolute_critic)
-                            augment.observe(float(signal_t))
-                        d_loss = objective.critic_loss(a.float(), b.float())
-                        if penalty is not None:
-                            d_loss = d_loss + cfg.objective.gp_weight * penalty.float()
-                        opt_d.zero_grad(set_to_none=True)
-                        d_loss.backward()
-                        totals.add("d", *guard("critic", d_loss, critic))
-                        opt_d.step()
-
-                    # 2. generator steps (E and D frozen, still in train mode)
-                    critic.requires_grad_(False)
-                    for _ in range(cfg.optim.generator_steps):
-                        x_real, labels = next_real(batches)
-                        with autocast:
-                            x_fake = G_train(draw_z(), labels)
-                            a, b, _ = scorer(augment(x_real) if objective.generator_uses_real else None,
-                                             augment(x_fake), labels=labels)
-                        g_loss = objective.generator_loss(a.float(), b.float())
-                        opt_g.zero_grad(set_to_none=True)
-                        g_loss.backward()
-                        totals.add("g", *guard("generator", g_loss, G))
-                        opt_g.step()
-                    set_trainable(critic, frozen)
-
-                    # 3. generator EMA
-                    if ema is not None:
-                        ema.update(G, step)
-                    step += 1
-                    # The weights too, before anything is logged or saved (a NaN checkpoint is never written).
-                    periodic = due(step, cfg.run.log_every, cfg) or due(step, cfg.run.checkpoint_every, cfg)
-                    if periodic and not weights_finite(G, critic):
-                        raise Diverged("non-finite weights")
-                except Diverged as exc:
-                    set_trainable(critic, frozen)
-                    step = recover(parts, run_dir, initial, step, str(exc), logger, device)
-                    batches = stream.batches(step * batches_per_iteration)
-                    totals = Totals()
-                    continue
-
-                # -- between iterations: log, samples, checkpoint, Ctrl-C --------------------------
-                logger.advance(step)
-                g_mean = totals.last("g")
-                trainer["g_loss_ema"] = g_mean if math.isnan(trainer["g_loss_ema"]) else (
-                    G_LOSS_EMA_DECAY * trainer["g_loss_ema"] + (1 - G_LOSS_EMA_DECAY) * g_mean)
-                if due(step, cfg.run.log_every, cfg):
-                    logger.log(step, totals.means() | {"g_loss_ema": trainer["g_loss_ema"],
-                                                       "lr_g": opt_g.param_groups[0]["lr"],
-                                                       "lr_d": opt_d.param_groups[0]["lr"]}
-                               | ({"augment_p": augment.p} if augment.active else {}))
-                    totals = Totals()
-                if evaluator is not None and eval_due(step, cfg):
-                    evaluate_and_keep_best(parts, evaluator, run_dir, step, logger)
-                if ctx.is_main and due(step, cfg.run.sample_every, cfg):
-                    write_samples(parts, run_dir, step, dataset)
-                interrupted = distributed.any_rank(stop.requested, ctx, device)
-                if due(step, cfg.run.checkpoint_every, cfg) or interrupted:
-                    save(parts, run_dir, step, ctx)
-                if interrupted:
-                    logger.event(step, "interrupted", f"stopped by {stop.signal_name}; checkpoint saved, "
-                                                      "continue with --resume")
-                    raise KeyboardInterrupt
-    finally:
-        logger.close()
-    if ctx.is_main:
-        logger.echo(f"done: {step} iterations, run directory {run_dir}")
-    return run_dir
+    latents = Latents(cfg, ctx, device, noise_rng)
+    critic_step = CriticStep(G=G, model=critic, scores=critic_train, objective=objective, augment=augment,
+                             optimizer=opt_d, latents=latents, autocast=autocast, gp_weight=cfg.objective.gp_weight)
+    generator_step = GeneratorStep(G=G_train, model=G, scores=scorer, objective=objective, augment=augment,
+                                   optimizer=opt_g, latents=latents, autocast=autocast)
+    return Run(cfg, run_dir, device, dataset, stream, parts, critic_step, generator_step, frozen, evaluator,
+               start, initial)
 
 
 # -- the pieces the loop calls -------------------------------------------------------------------
@@ -317,10 +308,8 @@ def due(step: int, every: int, cfg: TrainConfig) -> bool:
 
 
 def eval_due(step: int, cfg: TrainConfig) -> bool:
-    """Evaluations every run.eval_every iterations and after the last one, if the run is that long at all
-    (a short trial run is not held up by an evaluation it did not ask for)."""
-    every = cfg.run.eval_every
-    return every > 0 and cfg.run.steps >= every and due(step, every, cfg)
+    """Evaluations every run.eval_every iterations and after the last one, if the run evaluates at all."""
+    return evaluation.evaluates(cfg) and due(step, cfg.run.eval_every, cfg)
 
 
 def set_trainable(critic: nn.Module, frozen: list[nn.Parameter]) -> None:
@@ -328,16 +317,6 @@ def set_trainable(critic: nn.Module, frozen: list[nn.Parameter]) -> None:
     critic.requires_grad_(True)
     for p in frozen:
         p.requires_grad_(False)
-
-
-def guard(what: str, loss: torch.Tensor, model: nn.Module) -> tuple[float, float]:
-    """(loss, gradient norm) as floats; raises Diverged before the optimiser steps if either is NaN/Inf."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
-    loss_value, norm_value = torch.stack([loss.detach().float(), norm.float()]).tolist()
-    if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
-        raise Diverged(f"{what} loss {loss_value} / gradient norm {norm_value}")
-    return loss_value, norm_value
 
 
 def weights_finite(*models: nn.Module) -> bool:
@@ -352,11 +331,11 @@ class Totals:
         self.counts: dict[str, int] = {}
         self.latest: dict[str, float] = {}
 
-    def add(self, who: str, loss: float, grad_norm: float) -> None:
-        for key, value in ((f"{who}_loss", loss), (f"{who}_grad_norm", grad_norm)):
+    def add(self, who: str, result: StepResult) -> None:
+        for key, value in ((f"{who}_loss", result.loss), (f"{who}_grad_norm", result.grad_norm)):
             self.sums[key] = self.sums.get(key, 0.0) + value
             self.counts[key] = self.counts.get(key, 0) + 1
-        self.latest[who] = loss
+        self.latest[who] = result.loss
 
     def last(self, who: str) -> float:
         return self.latest[who]
@@ -370,10 +349,12 @@ class Parts:
 
     def __init__(self, cfg: TrainConfig, G: nn.Module, critic: nn.Module, ema: EMA | None,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, noise_rng: torch.Generator,
-                 pair_rng: torch.Generator, trainer: dict[str, Any], augment: Augmenter) -> None:
+                 pair_rng: torch.Generator, augment: Augmenter, run_dir: Path, is_main: bool) -> None:
         self.cfg, self.G, self.critic, self.ema = cfg, G, critic, ema
-        self.opt_g, self.opt_d, self.noise_rng, self.pair_rng, self.trainer = opt_g, opt_d, noise_rng, pair_rng, trainer
+        self.opt_g, self.opt_d, self.noise_rng, self.pair_rng = opt_g, opt_d, noise_rng, pair_rng
         self.augment = augment
+        self.run_dir, self.is_main = run_dir, is_main  # rank 0 evaluates, so it alone keeps best.pt's score
+        self.trainer = state.TrainerState()
         self.evaluation: dict[str, Any] | None = None  # the newest evaluation
 
     def state_dict(self, step: int) -> dict[str, Any]:
@@ -387,34 +368,43 @@ class Parts:
             "optim_g": self.opt_g.state_dict(),
             "optim_d": self.opt_d.state_dict(),
             "rng": state.capture_rng(self.noise_rng, self.pair_rng),
-            "trainer": dict(self.trainer) | {"augment": self.augment.state()},
+            "trainer": self.trainer.to_dict() | {"augment": self.augment.state()},
             "evaluation": self.evaluation,
         }
 
     def load(self, ckpt: dict[str, Any]) -> int:
-        """Restore from a checkpoint dict; returns its step. Architecture mismatches fail in one line."""
+        """Restore from a checkpoint dict (a step file on --resume, the rollback target, or the initial state);
+        returns its step. Architecture mismatches fail in one line. The one way state is restored, so the
+        best score always agrees with best.pt (TrainerState.reconcile)."""
         where = ckpt.get("path", "the initial state")
         load_state_dict_checked(self.G, ckpt["generator"], "generator", where)
         load_state_dict_checked(self.critic, ckpt["critic"], "critic", where)
         if self.ema is not None:
-            load_state_dict_checked(self.ema.model, ckpt.get("generator_ema") or ckpt["generator"], "generator_ema",
-                                    where)
+            weights = WEIGHT_KEYS[sampling_weights(ckpt)]  # a run that had EMA off: start the copy from G
+            load_state_dict_checked(self.ema.model, ckpt[weights], "generator_ema", where)
         try:
             self.opt_g.load_state_dict(ckpt["optim_g"])
             self.opt_d.load_state_dict(ckpt["optim_d"])
             state.restore_rng(ckpt["rng"], self.noise_rng, self.pair_rng)
+            trainer = dict(ckpt["trainer"])
+            self.augment.load_state(trainer.pop("augment", None))
+            self.trainer = state.TrainerState.from_dict(trainer)
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise TganError(f"{where} lacks trainer state or does not match this run ({str(exc)[:120]}): "
                             "resume only from checkpoints tgan-train wrote for the same config") from exc
-        trainer = dict(ckpt["trainer"])
-        self.augment.load_state(trainer.pop("augment", None))
-        self.trainer.update(trainer)
+        self.trainer.reconcile(state.best_evaluation(self.run_dir) if self.is_main else None)
         self.evaluation = ckpt.get("evaluation")
         self.set_lr()
         return int(ckpt["step"])
 
+    def logged(self) -> dict[str, float]:
+        """The trainer's numbers in each log record, beside the steps' means."""
+        numbers = {"g_loss_ema": self.trainer.g_loss_ema, "lr_g": self.opt_g.param_groups[0]["lr"],
+                   "lr_d": self.opt_d.param_groups[0]["lr"]}
+        return numbers | ({"augment_p": self.augment.p} if self.augment.active else {})
+
     def set_lr(self) -> None:
-        scale = float(self.trainer["lr_scale"])
+        scale = self.trainer.lr_scale
         for opt, lr in ((self.opt_g, self.cfg.optim.lr_g), (self.opt_d, self.cfg.optim.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * scale
@@ -431,7 +421,7 @@ def recover(parts: Parts, run_dir: Path, initial: dict[str, Any] | None, step: i
             logger: RunLogger, device: torch.device) -> int:
     """The divergence guard: stop, or roll back to the last good checkpoint with lower learning rates."""
     cfg = parts.cfg.run
-    rollbacks = int(parts.trainer["rollbacks"])
+    rollbacks = parts.trainer.rollbacks
     logger.event(step, "diverged", reason)
     if cfg.on_divergence == "stop":
         raise DivergenceError(f"training diverged at iteration {step} ({reason}); run.on_divergence is 'stop': "
@@ -439,14 +429,14 @@ def recover(parts: Parts, run_dir: Path, initial: dict[str, Any] | None, step: i
     if rollbacks >= cfg.max_rollbacks:
         raise DivergenceError(f"training diverged at iteration {step} ({reason}) after {rollbacks} rollbacks "
                               f"(run.max_rollbacks): lower optim.lr_g / optim.lr_d and --resume or start again")
-    lr_scale = float(parts.trainer["lr_scale"]) * cfg.rollback_lr_factor
+    lr_scale = parts.trainer.lr_scale * cfg.rollback_lr_factor
     good = state.newest_checkpoint(run_dir, device)
     target = good if good is not None else initial
     if target is None:
         raise DivergenceError(f"training diverged at iteration {step} ({reason}) and there is no checkpoint "
                               "to roll back to: lower optim.lr_g / optim.lr_d")
     restored = parts.load(target)
-    parts.trainer["lr_scale"], parts.trainer["rollbacks"] = lr_scale, rollbacks + 1
+    parts.trainer.lr_scale, parts.trainer.rollbacks = lr_scale, rollbacks + 1
     parts.set_lr()
     logger.event(restored, "rollback", f"back to iteration {restored}, learning rates x{lr_scale:g} "
                                        f"(rollback {rollbacks + 1} of at most {cfg.max_rollbacks})")
@@ -461,8 +451,8 @@ def evaluate_and_keep_best(parts: Parts, evaluator: evaluation.Evaluator, run_di
     parts.evaluation = evaluator(model, step)
     logger.record(step, {f"eval/{name}": value for name, value in parts.evaluation["metrics"].items()},
                   headline=f"eval/{parts.evaluation['metric']}")
-    if evaluation.improves(parts.evaluation, parts.trainer["best_score"]) and weights_finite(parts.G, parts.critic):
-        parts.trainer["best_score"], parts.trainer["best_step"] = parts.evaluation["value"], step
+    if evaluation.improves(parts.evaluation, parts.trainer.best_score) and weights_finite(parts.G, parts.critic):
+        parts.trainer.best_score, parts.trainer.best_step = parts.evaluation["value"], step
         state.write_best(run_dir, parts.state_dict(step))
         logger.echo(f"step {step:>8d} | best so far ({parts.evaluation['metric']} "
                     f"{parts.evaluation['value']:.4g}): saved checkpoints/{state.BEST_FILE}")
