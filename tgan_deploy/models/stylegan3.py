@@ -29,10 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgan_deploy.models.stylegan2 import FullyConnectedLayer, MappingNetwork
-
-LRELU_SLOPE = 0.2
-LRELU_GAIN = math.sqrt(2)  # keeps the activations' second moment through the leaky ReLU (StyleGAN2's bias_act)
+from tgan_deploy.models.stylegan_layers import LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act
 
 # The original's defaults for the arguments a snapshot's `init_kwargs` may leave out (SynthesisNetwork,
 # SynthesisLayer, MappingNetwork of NVlabs/stylegan3 training/networks_stylegan3.py).
@@ -44,7 +41,6 @@ SYNTHESIS_DEFAULTS: dict[str, Any] = {
 # Training-only arguments (fp16 layer choice, EMA decay rates): accepted so that a file's kwargs round-trip,
 # without effect on what the network computes here (everything runs in float32, EMAs are frozen).
 TRAINING_ONLY = ("num_fp16_res", "magnitude_ema_beta")
-MAPPING_DEFAULTS: dict[str, Any] = {"num_layers": 2, "lr_multiplier": 0.01}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,18 +235,18 @@ class AliasFreeLayer(nn.Module):
             # Demodulation (StyleGAN2 eq. 3): each output channel of the modulated weight to unit L2 norm.
             demod = (styles.square() @ weight.square().sum((2, 3)).t() + 1e-8).rsqrt()
             x = x * demod.unsqueeze(2).unsqueeze(3)
-        return self._filtered_lrelu(x + self.bias.reshape(1, -1, 1, 1))
+        return self._filtered_lrelu(x)
 
     def _filtered_lrelu(self, x: torch.Tensor) -> torch.Tensor:
+        """NVlabs' filtered_lrelu (its reference path): bias at the input rate, up-sample (gain up^2), leaky ReLU
+        (gain sqrt(2)) and clamp at the temporary rate, low-pass and down-sample. The ToRGB layer: bias, clamp."""
         g = self.geometry
+        x = bias_act(x, self.bias, "linear")
         if self.up_filter is not None:
             x = upsample_fir(x, self.up_filter, g.up_factor, g.padding)
-        elif any(g.padding):
-            x = _crop_or_pad(_crop_or_pad(x, -g.padding[0], -g.padding[1], 3), -g.padding[2], -g.padding[3], 2)
-        if not g.is_torgb:
-            x = F.leaky_relu(x, LRELU_SLOPE) * LRELU_GAIN
-        if self.conv_clamp is not None:
-            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+        if g.is_torgb:
+            return bias_act(x, None, "linear", clamp=self.conv_clamp)
+        x = bias_act(x, None, "lrelu", LRELU_GAIN, self.conv_clamp)
         if self.down_filter is not None:
             x = downsample_fir(x, self.down_filter, g.down_factor)
         return x
@@ -281,22 +277,28 @@ class SynthesisNetwork(nn.Module):
 
 
 class StyleGAN3Generator(nn.Module):
-    """NVlabs StyleGAN3 `Generator(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs,
-    **synthesis_kwargs)`, with the torch generator interface of the style-model contract."""
+    """The contract's style generator (STYLE_CONTRACT.md) for StyleGAN3: mapping(z, label) -> ws (StyleGAN2's
+    mapping network; StyleGAN3 defaults to 2 layers), synthesis(ws) -> image, forward(z, label) at psi 1; `w_avg`,
+    `num_ws`, `z_dim`, `w_dim`, `num_classes`, `resolution`, `channels`. Constructor kwargs = config
+    model.style["generator"]; `synthesis` holds NVlabs' SynthesisNetwork arguments (SYNTHESIS_DEFAULTS)."""
 
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
-                 mapping_kwargs: dict[str, Any] | None = None, **synthesis_kwargs: Any) -> None:
+    def __init__(self, z_dim: int, w_dim: int, resolution: int, channels: int, num_classes: int = 0,
+                 mapping_layers: int = 2, mapping_lr_multiplier: float = 0.01, w_avg_beta: float = 0.998,
+                 synthesis: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.z_dim, self.w_dim, self.num_classes = z_dim, w_dim, c_dim
-        self.resolution, self.channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **synthesis_kwargs)
+        self.z_dim, self.w_dim, self.num_classes = z_dim, w_dim, num_classes
+        self.resolution, self.channels = resolution, channels
+        self.synthesis = SynthesisNetwork(w_dim, resolution, channels, **(synthesis or {}))
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
-                                      **{**MAPPING_DEFAULTS, **(mapping_kwargs or {})})
+        self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, mapping_layers,
+                                      lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta)
 
     @property
     def w_avg(self) -> torch.Tensor:
-        return self.mapping.w_avg
+        return self.mapping.get_buffer("w_avg")
+
+    def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
+        return self.mapping.truncate(ws, psi, cutoff)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         return self.synthesis(self.mapping(z, label))
