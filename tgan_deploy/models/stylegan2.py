@@ -7,7 +7,8 @@ Written for inference and export as well as training:
   (StyleGAN2 §2.2 / App. B shows both forms are equal): no per-sample weights, no batch-sized grouped conv, so the
   batch stays dynamic in ONNX;
 - FIR up/down-sampling with the [1,3,3,1] filter (normalised to sum 1, gain 4 when up-sampling) as plain pad +
-  (transposed) convolution ops, no custom CUDA op;
+  (transposed) convolution ops, no custom CUDA op; each resampling layer keeps its filter as a `resample_filter`
+  buffer [4, 4] (stored normalised, as NVlabs stores it), read from the file like every other tensor;
 - per-layer noise from the constant `noise_const` buffers with a learned strength (NVlabs noise_mode='const',
   rosinality randomize_noise=False): nothing random in a forward pass;
 - fp32 throughout (NVlabs' fp16 blocks are a training-speed option; the fixtures were computed with force_fp32).
@@ -33,7 +34,8 @@ D_ARCHITECTURES = ("resnet", "orig")
 
 def fir_filter(taps: Sequence[int | float]) -> torch.Tensor:
     """The separable 2-D FIR filter of 1-D taps, normalised to sum 1 (NVlabs' setup_filter, rosinality's
-    make_kernel). Only 4-tap filters: the paddings below are derived for them."""
+    make_kernel): the initial value of the `resample_filter` buffers. The buffers are loaded from the file (any
+    4x4 filter, need not be separable or symmetric); the paddings below are derived for 4 taps."""
     if len(taps) != 4:
         raise ValueError(f"resample filter {list(taps)}: only 4-tap filters are supported")
     f = torch.as_tensor(taps, dtype=torch.float32)
@@ -75,7 +77,8 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
-        self.register_buffer("resample_filter", fir_filter(resample_filter), persistent=False)
+        if up:
+            self.register_buffer("resample_filter", fir_filter(resample_filter))
         self.weight_gain = 1 / math.sqrt(in_channels * 9) if equalized_weight else 1.0
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -131,7 +134,8 @@ class SynthesisBlock(nn.Module):
             self.conv0 = SynthesisLayer(in_channels, out_channels, up=True, **layer)  # type: ignore[arg-type]
         self.conv1 = SynthesisLayer(out_channels, out_channels, **layer)  # type: ignore[arg-type]
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp)
-        self.register_buffer("resample_filter", fir_filter(resample_filter), persistent=False)
+        if in_channels:  # up-samples the previous block's image
+            self.register_buffer("resample_filter", fir_filter(resample_filter))
         self.num_conv = 1 if in_channels == 0 else 2
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None,
@@ -220,7 +224,8 @@ class Conv2dLayer(nn.Module):
         self.activation, self.down, self.conv_clamp = activation, down, conv_clamp
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.register_buffer("resample_filter", fir_filter(resample_filter), persistent=False)
+        if down:
+            self.register_buffer("resample_filter", fir_filter(resample_filter))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
         self.act_gain = LRELU_GAIN if activation == "lrelu" else 1.0
         self.padding = kernel_size // 2
@@ -265,13 +270,13 @@ class MinibatchStdLayer(nn.Module):
     """Appends the standard deviation over groups of `group_size` samples (sample i is in group i mod N/G),
     averaged over channels and pixels, as `num_channels` feature maps (Karras et al. 2018 §3)."""
 
-    def __init__(self, group_size: int, num_channels: int = 1) -> None:
+    def __init__(self, group_size: int | None, num_channels: int = 1) -> None:
         super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
+        self.group_size, self.num_channels = group_size, num_channels  # group_size None: the whole batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        g, f = min(self.group_size, n), self.num_channels
+        g, f = min(self.group_size or n, n), self.num_channels
         y = x.reshape(g, -1, f, c // f, h, w)
         y = (y - y.mean(dim=0)).square().mean(dim=0)
         y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
@@ -283,7 +288,7 @@ class DiscriminatorEpilogue(nn.Module):
     """The 4x4 end: minibatch std, conv, fc, out; conditional: the projection (out . cmap) / sqrt(cmap_dim)
     (Miyato & Koyama 2018, with cmap the class mapped by the D's own mapping network)."""
 
-    def __init__(self, in_channels: int, cmap_dim: int, mbstd_group_size: int, mbstd_num_channels: int,
+    def __init__(self, in_channels: int, cmap_dim: int, mbstd_group_size: int | None, mbstd_num_channels: int,
                  conv_clamp: float | None, resolution: int = 4) -> None:
         super().__init__()
         self.cmap_dim = cmap_dim
@@ -307,7 +312,7 @@ class StyleGAN2Discriminator(nn.Module):
     Constructor kwargs = config model.style["discriminator"]."""
 
     def __init__(self, resolution: int, channels: int, widths: Sequence[int], num_classes: int = 0,
-                 architecture: str = "resnet", conv_clamp: float | None = None, mbstd_group_size: int = 4,
+                 architecture: str = "resnet", conv_clamp: float | None = None, mbstd_group_size: int | None = 4,
                  mbstd_num_channels: int = 1, cmap_dim: int | None = None, mapping_layers: int = 8,
                  mapping_lr_multiplier: float = 0.01, resample_filter: Sequence[int] = FIR_TAPS) -> None:
         super().__init__()
