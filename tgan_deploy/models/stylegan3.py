@@ -156,6 +156,11 @@ class FourierFeatures(nn.Module):
     on a `size` x `size` grid at `sampling_rate`, rotated and translated per sample by an affine of w (then by
     the user's `transform`), frequencies beyond the band faded out, mixed by a learned channel matrix."""
 
+    transform: torch.Tensor
+    freqs: torch.Tensor
+    phases: torch.Tensor
+    grid: torch.Tensor
+
     def __init__(self, w_dim: int, geometry: InputGeometry) -> None:
         super().__init__()
         self.channels = geometry.channels
@@ -174,6 +179,15 @@ class FourierFeatures(nn.Module):
         grid = torch.stack(torch.meshgrid(coords, coords, indexing="ij")[::-1], dim=-1)  # [H, W, (x, y)]
         self.register_buffer("grid", grid.reshape(-1, 2).float(), persistent=False)
         self.size = geometry.size
+
+    def set_output_transform(self, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> None:
+        """Move the output image by `translate` (x, y, in image widths: 1/resolution is one output pixel; +x is to
+        the right, +y down) and rotate it by `rotate` degrees, as NVlabs' gen_images.py --translate / --rotate:
+        the buffer holds the inverse of that motion (the input samples the signal at the moved-back positions)."""
+        angle = math.radians(rotate)
+        c, s = math.cos(angle), math.sin(angle)
+        motion = np.array([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]])
+        self.transform.copy_(torch.from_numpy(np.linalg.inv(motion)))
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         t = self.affine(w)
@@ -200,6 +214,8 @@ class AliasFreeLayer(nn.Module):
     leaky ReLU with gain sqrt(2), clamp, low-pass and down-sample); the ToRGB layer is a 1x1 modulated conv
     without demodulation, bias and clamp only."""
 
+    magnitude_ema: torch.Tensor
+
     def __init__(self, w_dim: int, geometry: LayerGeometry, conv_clamp: float | None) -> None:
         super().__init__()
         g = geometry
@@ -218,7 +234,7 @@ class AliasFreeLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         g = self.geometry
         styles = self.affine(w)
-        weight = self.weight
+        weight: torch.Tensor = self.weight
         if g.is_torgb:
             styles = styles * (1 / math.sqrt(g.in_channels * g.conv_kernel ** 2))
         else:

@@ -1,23 +1,24 @@
-"""NVlabs stylegan3 generator records -> the constructor kwargs of our StyleGAN3Generator, and the check that our
-layer schedule is the file's.
+"""NVlabs stylegan3 generator records -> the constructor kwargs of our StyleGAN3Generator (config
+model.style["generator"]), checked against the file's layer schedule. foreign/convert.py does the rest (the
+discriminator is StyleGAN2's, read by its StyleGAN2 path).
 
 A stylegan3 `Generator` records `init_kwargs` = (z_dim, c_dim, w_dim, img_resolution, img_channels,
 mapping_kwargs, **synthesis_kwargs); every layer's geometry (sizes, sampling rates, paddings, filter lengths)
 follows from them. models/stylegan3.py recomputes that geometry; `check_layer_geometry` compares it with the
 attributes each SynthesisLayer record carries, so a fork that changed the schedule is refused by name instead of
-loading into wrong shapes. The filters themselves are the file's buffers (state dict), never redesigned.
+loading into wrong shapes or paddings. The filters themselves are the file's buffers (state dict), never redesigned.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from tgan_deploy.errors import CheckpointError
 from tgan_deploy.foreign.unpickler import PersistentRecord
-from tgan_deploy.models.stylegan3 import SYNTHESIS_DEFAULTS, TRAINING_ONLY, AliasFreeLayer
+from tgan_deploy.models.stylegan3 import SYNTHESIS_DEFAULTS, TRAINING_ONLY, AliasFreeLayer, SynthesisNetwork
 
 _GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs")
 # stylegan3's MappingNetwork(z_dim, c_dim, w_dim, num_ws, num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998)
@@ -35,8 +36,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def stylegan3_generator_kwargs(record: PersistentRecord, path: str) -> dict[str, Any]:
-    """StyleGAN3Generator kwargs (config model.style["generator"]) from the G / G_ema record of `path`."""
+def stylegan3_generator_kwargs(record: PersistentRecord, path: Path) -> dict[str, Any]:
+    """StyleGAN3Generator kwargs from the G / G_ema record of `path`; CheckpointError (one line) for arguments the
+    original does not define or a layer schedule other than the one they define."""
     kwargs = _plain(record.init_kwargs)
     if record.init_args:
         raise CheckpointError(f"{path}: the generator was built with positional arguments, which a stylegan3 "
@@ -52,9 +54,17 @@ def stylegan3_generator_kwargs(record: PersistentRecord, path: str) -> dict[str,
     if unknown:
         raise CheckpointError(f"{path}: StyleGAN3 generator arguments {unknown} are not ones NVlabs stylegan3 "
                               "defines (a fork?): only the original architecture is supported")
+    synthesis_record = record.children.get("synthesis")
+    if not isinstance(synthesis_record, PersistentRecord):
+        raise CheckpointError(f"{path}: the StyleGAN3 generator has no synthesis network")
+    try:
+        ours = SynthesisNetwork(kwargs["w_dim"], kwargs["img_resolution"], kwargs["img_channels"], **synthesis)
+    except (ValueError, ZeroDivisionError, TypeError) as err:
+        raise CheckpointError(f"{path}: the StyleGAN3 arguments do not define a network ({err})") from None
+    check_layer_geometry(ours, synthesis_record, path)
     return {"z_dim": kwargs["z_dim"], "w_dim": kwargs["w_dim"], "resolution": kwargs["img_resolution"],
             "channels": kwargs["img_channels"], "num_classes": kwargs["c_dim"],
-            **{ours: mapping[theirs] for theirs, ours in _MAPPING_ARGS.items() if theirs in mapping},
+            **{ours_name: mapping[theirs] for theirs, ours_name in _MAPPING_ARGS.items() if theirs in mapping},
             "synthesis": synthesis}
 
 
@@ -63,17 +73,18 @@ _CHECKED_ATTRS = ("in_channels", "out_channels", "in_size", "out_size", "is_torg
                   "up_taps", "down_factor", "down_taps", "down_radial", "padding")
 
 
-def check_layer_geometry(synthesis: nn.Module, record: PersistentRecord, path: str) -> None:
+def check_layer_geometry(synthesis: SynthesisNetwork, record: PersistentRecord, path: Path) -> None:
     """Each synthesis layer of our model has the name and geometry of the file's layer (CheckpointError if not)."""
     theirs = [str(n) for n in record.attrs.get("layer_names", [])]
-    ours = list(getattr(synthesis, "layer_names", []))
+    ours = synthesis.layer_names
     if theirs != ours:
         raise CheckpointError(f"{path}: the file's StyleGAN3 layers {theirs} differ from the ones its arguments "
                               f"define {ours} (a modified layer schedule?): only the original is supported")
     for name in ours:
         layer = synthesis.get_submodule(name)
         assert isinstance(layer, AliasFreeLayer)
-        attrs = record.children[name].attrs if isinstance(record.children.get(name), PersistentRecord) else {}
+        child = record.children.get(name)
+        attrs = child.attrs if isinstance(child, PersistentRecord) else {}
         for attr in _CHECKED_ATTRS:
             mine = getattr(layer.geometry, attr)
             value = attrs.get(attr)
