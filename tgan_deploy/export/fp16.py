@@ -121,13 +121,21 @@ def _range_blocks(model: onnx.ModelProto, acts: dict[str, np.ndarray]) -> dict[s
     return blocked
 
 
-def convert_fp16(src: Path, dst: Path, *, latent_dim: int, peak: float | None, num_classes: int = 0) -> Fp16Result:
+def calibration_feeds(latent_dim: int, num_classes: int = 0) -> dict[str, np.ndarray]:
+    """The generator's calibration inputs: latents of CALIBRATION_SEEDS (labels cycled through every class)."""
+    return feeds(latents(CALIBRATION_SEEDS, latent_dim), cycled_labels(len(CALIBRATION_SEEDS), num_classes))
+
+
+def convert_fp16(src: Path, dst: Path, *, latent_dim: int, peak: float | None, num_classes: int = 0,
+                 calibration: dict[str, np.ndarray] | None = None) -> Fp16Result:
     """Write the fp16 model of `src` to `dst`; `peak`: the output's PSNR peak (2 for [-1, 1] images; None:
-    the fp32 output's value range, for 2-D points); `num_classes` > 0 for class-conditional graphs."""
+    the fp32 output's value range, for 2-D points and ws); `num_classes` > 0 for class-conditional graphs;
+    `calibration`: the graph's inputs by name when they are not the generator's (a synthesis graph's ws)."""
     float16 = require("onnxconverter_common.float16", "fp16 export")
     model = onnx.load(str(src))
     _name_nodes(model)
-    calibration = feeds(latents(CALIBRATION_SEEDS, latent_dim), cycled_labels(len(CALIBRATION_SEEDS), num_classes))
+    if calibration is None:
+        calibration = calibration_feeds(latent_dim, num_classes)
     acts32 = _run_all(model, calibration)
     out_name = model.graph.output[0].name
     if peak is None:
