@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from _stylegan_fixtures import FIXTURES, needs_fixtures
 
-from tgan_deploy.checkpoint import load_checkpoint
+from tgan_deploy.checkpoint import load_checkpoint, save_checkpoint
 from tgan_deploy.errors import CheckpointError
+from tgan_deploy.export.graphs import RANDOM_OPS
+from tgan_deploy.export.pipeline import ExportOptions, run_export
 from tgan_deploy.foreign.convert import convert_file, style_modules, write_converted
 from tgan_deploy.foreign.nvlabs import read_nvlabs_snapshot
 from tgan_deploy.foreign.stylegan3 import stylegan3_generator_kwargs
@@ -30,6 +33,11 @@ from tgan_deploy.models.stylegan3 import StyleGAN3Generator
 pytestmark = needs_fixtures
 
 SG3_FILES = ("sg3t-64.pkl", "sg3r-32.pkl")
+GRAPHS = ("generator", "mapping", "synthesis")
+# TensorRT-RTX engines (built on the CPU) for both; the fp16 calibration and its parity run one sample at a time
+# with every intermediate exposed (export/fp16.py), minutes for the 64 px file: fp16 on the 32 px one.
+EXPORT_OPTIONS: dict[str, dict[str, Any]] = {"sg3t-64.pkl": {"trt_rtx": True},
+                                             "sg3r-32.pkl": {"fp16": True, "trt_rtx": True}}
 
 
 def _image_tol(reference: np.ndarray) -> float:
@@ -141,3 +149,72 @@ def test_modified_layer_schedule_is_refused() -> None:
     snapshot.G_ema.state["_init_kwargs"]["mapping_kwargs"] = {"num_layers": 2, "embed_features": 8}
     with pytest.raises(CheckpointError, match="embed_features"):
         stylegan3_generator_kwargs(snapshot.G_ema, snapshot.path)
+
+
+# -- export (tgan-export FILE.pkl: the exporter of docs/stylegan.md, unchanged for StyleGAN3) ----------------------
+
+def _export(source: Path, out: Path, **options: Any) -> tuple[Any, Any]:
+    return run_export(ExportOptions(source=source, out=out, **options), lambda _line: None)
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module", params=SG3_FILES)
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any, Any]:
+    """One export per fixture; its parity gate ran every graph at batch 1, 7 and 64 against our torch model (fp32:
+    max abs <= 1e-4; fp16: PSNR >= 40 dB) and would have raised ParityFailed."""
+    source = FIXTURES / request.param
+    out = tmp_path_factory.mktemp(source.stem) / "export"
+    meta, report = _export(source, out, **EXPORT_OPTIONS[request.param])
+    return source, out, meta, report
+
+
+def test_export_equals_the_original(exported: tuple[Path, Path, Any, Any]) -> None:
+    """The three graphs of a StyleGAN3 file, fed the fixture's inputs, give the original code's outputs (tolerance
+    as above); batches 1, 7, 64 ran from one file; no random op, dynamic batch."""
+    source, out, meta, report = exported
+    assert report.passed and meta.family == "stylegan3" and meta.seed_rule == "nvlabs"
+    fp16 = EXPORT_OPTIONS[source.name].get("fp16", False)
+    ran = {(r.file, r.batch) for r in report.rows if r.status == "pass"}
+    for graph in GRAPHS:
+        files = [f"{graph}.onnx", *([f"{graph}.fp16.onnx"] if fp16 else [])]
+        for file in files:
+            assert {(file, b) for b in (1, 7, 64)} <= ran, file
+            model = onnx.load(str(out / file))
+            assert not {node.op_type for node in model.graph.node} & RANDOM_OPS
+            assert all(v.type.tensor_type.shape.dim[0].dim_param for v in (*model.graph.input, *model.graph.output))
+    if EXPORT_OPTIONS[source.name].get("trt_rtx"):
+        assert [r.status for r in report.rows if r.backend == "tensorrt-rtx"] == ["built, not run"] * 3
+    ref = np.load(source.with_suffix(".npz"))
+    ws = _session(out / "mapping.onnx").run(None, {"z": ref["z"]})[0]
+    np.testing.assert_allclose(ws, ref["ws"], rtol=0, atol=1e-5 * np.abs(ref["ws"]).max())
+    for graph, feeds in (("synthesis", {"ws": ref["ws"]}), ("generator", {"z": ref["z"]})):
+        image = _session(out / f"{graph}.onnx").run(None, feeds)[0]
+        np.testing.assert_allclose(image, ref["img_psi1"], rtol=0, atol=_image_tol(ref["img_psi1"]), err_msg=graph)
+
+
+def test_export_honours_a_user_transform(tmp_path: Path) -> None:
+    """A transform set in the checkpoint (here: the output moved 4 px right, rotated 10 degrees) is what the
+    exported graph computes; it is a buffer of the model, so the file's own transform travels the same way."""
+    source = FIXTURES / "sg3r-32.pkl"
+    state = convert_file(source)
+    _, g, _ = style_modules(state)
+    g.synthesis.input.set_output_transform(translate=(4 / g.resolution, 0.0), rotate=10.0)
+    transform = g.synthesis.input.transform.clone()
+    for key in ("generator", "generator_ema"):
+        state[key]["synthesis.input.transform"] = transform
+    save_checkpoint(tmp_path / "moved.pt", state)
+    _, report = _export(tmp_path / "moved.pt", tmp_path / "export", parity_batches=(7,))
+    assert report.passed
+    ref = np.load(source.with_suffix(".npz"))
+    image = _session(tmp_path / "export" / "synthesis.onnx").run(None, {"ws": ref["ws"]})[0]
+    with torch.no_grad():
+        moved = g.synthesis(torch.from_numpy(ref["ws"])).numpy()
+    np.testing.assert_allclose(image, moved, rtol=0, atol=_image_tol(moved))
+    assert np.abs(image - ref["img_psi1"]).max() > 100 * _image_tol(moved)  # the transform changed the image
