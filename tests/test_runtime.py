@@ -144,7 +144,7 @@ def test_bad_latents_are_rejected(tiny_models: TinyModels, z: object, message: s
 
 @pytest.mark.parametrize("kwargs, error", [
     ({"seeds": [1, -2]}, InvalidSeedError), ({"seeds": [1.5]}, InvalidSeedError), ({"seeds": []}, InvalidSeedError),
-    ({"seeds": [True]}, InvalidSeedError), ({"n": 0}, InvalidLatentError), ({"n": 2, "seed": -1}, InvalidSeedError),
+    ({"seeds": [True]}, InvalidSeedError), ({"n": 0}, InvalidSeedError), ({"n": 2, "seed": -1}, InvalidSeedError),
     ({}, TganError), ({"seeds": [1], "n": 1}, TganError),
 ])
 def test_bad_seeds_are_rejected(tiny_models: TinyModels, kwargs: dict[str, object], error: type) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import shutil
 import tempfile
@@ -87,6 +88,8 @@ def validate(opts: ExportOptions) -> None:
         raise TganError(f"--opt-batch {opt} is outside [--min-batch {lo}, --max-batch {hi}]: pick a batch inside")
     if not opts.parity_batches or min(opts.parity_batches) < 1:
         raise TganError(f"--parity-batches must be positive batch sizes, got {list(opts.parity_batches)}")
+    if opts.psi is not None and not math.isfinite(opts.psi):
+        raise TganError(f"--psi must be a finite number (StyleGAN truncation, 1 = none), got {opts.psi}")
     if not 0 <= opts.opt_level <= MAX_OPT_LEVEL:
         raise TganError(f"--opt-level must be 0..{MAX_OPT_LEVEL} (TensorRT builder optimisation level), "
                         f"got {opts.opt_level}")
@@ -246,13 +249,15 @@ def _export_graph(opts: ExportOptions, graph: graphs_mod.Graph, stage: Path, met
         onnx_mod.check_graph(stage / graph.fp16_file, graph.output_name, inputs=list(graph.example))
         fp16_reports[graph.name] = result.to_dict()
         meta.files.update(dict.fromkeys(graph.fp16_roles, graph.fp16_file))
+        # the layer part of each reason ("style.synthesis.b16.conv1 MatMul: input/output magnitude ...")
+        layers = ", ".join(sorted({why.split(":")[0] for why in result.blocked.values()})) or "none"
         artefacts.append(parity_mod.Artefact(
             graph.fp16_roles[0], graph.fp16_file, "fp16", "onnxruntime-cpu",
             parity_mod.onnxruntime_runner(stage / graph.fp16_file, graph.output_name, fp16_faithful=True),
             note="run on ONNX Runtime's CPU provider with every intermediate tensor kept (rounded to fp16 "
-                 "between nodes as on a GPU; CPU kernels compute through casts)"))
-        blocked = ", ".join(result.blocked) or "none"
-        say(f"  wrote {graph.fp16_file} (kept in fp32 by measurement: {blocked}; calibration PSNR "
+                 f"between nodes as on a GPU; CPU kernels compute through casts); kept in fp32: {layers} "
+                 f"({FP16_REPORT} says why)"))
+        say(f"  wrote {graph.fp16_file} (kept in fp32 by measurement: {layers}; calibration PSNR "
             f"{result.psnr_db:.1f} dB)")
         engine_source = stage / graph.fp16_file
     precision = "fp16" if opts.fp16 else "fp32"

@@ -47,7 +47,7 @@ from tgan_deploy.metrics.kid import kernel_distance
 from tgan_deploy.metrics.prc import precision_recall
 from tgan_deploy.metrics.toy2d import mode_metrics, nearest_centre
 from tgan_deploy.runtime.images import to_uint8
-from tgan_deploy.runtime.latents import latents
+from tgan_deploy.runtime.latents import latents, seed_range
 
 BUILTIN = "builtin:"
 
@@ -75,13 +75,12 @@ def generate(generator: nn.Module, latent_dim: int, n: int, seed: int,
              batch_size: int = DEFAULTS["batch_size"], num_classes: int = 0) -> torch.Tensor:
     """G(z) for the latents of seeds seed .. seed + n - 1, in eval mode, on the generator's device, as CPU float32;
     a conditional generator (num_classes > 0) gets the labels `conditional.sample_labels`."""
-    if n < 1 or seed < 0:
-        raise TganError(f"need n >= 1 samples and a seed >= 0, got n={n}, seed={seed}")
+    seeds = seed_range(seed, n)
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     try:
-        z = torch.from_numpy(latents(range(seed, seed + n), latent_dim))
+        z = torch.from_numpy(latents(seeds, latent_dim))
         y = torch.from_numpy(sample_labels(seed, n, num_classes)) if num_classes else None
         out = [generator(*_inputs(z, y, slice(i, i + batch_size), device)).float().cpu()
                for i in range(0, n, batch_size)]

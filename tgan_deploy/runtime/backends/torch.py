@@ -3,6 +3,11 @@
 torch is imported here only, when this backend is opened. On a GPU, `cuda_graphs=True` captures one
 CUDA graph per batch size on first use (static input/output buffers, replayed afterwards), which
 removes the per-layer launch overhead that dominates small batches.
+
+A style checkpoint (an imported StyleGAN2/3: docs/stylegan.md) builds a generator module with the style
+interface (`mapping(z, label) -> ws`, `synthesis(ws) -> image`, buffer `w_avg`, attributes `w_dim`,
+`num_ws`); this backend then also offers `map` and `synthesize`, and the Sampler applies the w controls
+between them exactly as for an export. It is duck-typed: no model class is imported here.
 """
 
 from __future__ import annotations
@@ -19,18 +24,39 @@ from tgan_deploy.runtime.backends import cuda_device_count
 from tgan_deploy.runtime.errors import BackendUnavailableError
 
 
-def metadata_from_config(cfg: Any, checkpoint: dict[str, Any]) -> ArtefactMetadata:
-    """The artefact metadata an export of this checkpoint would carry (float32 output)."""
+def metadata_from_config(cfg: Any, checkpoint: dict[str, Any], generator: Any = None) -> ArtefactMetadata:
+    """The artefact metadata an export of this checkpoint would carry (float32 output); a style generator's
+    w fields and the checkpoint's `origin` (family, source format and seed/pixel rules) included."""
     from tgan_deploy import __version__
 
     m = cfg.model
     points = m.arch == "mlp"
-    return ArtefactMetadata(
+    meta = ArtefactMetadata(
         kind="points" if points else "image", latent_dim=m.latent_dim,
         resolution=None if points else m.resolution, channels=None if points else m.channels,
         objective=cfg.objective.name, package_version=__version__,
         files={"checkpoint": Path(checkpoint["path"]).name},
         num_classes=m.num_classes, classes=list(checkpoint.get("classes") or []))
+    return with_style_fields(meta, generator, checkpoint.get("origin") or {})
+
+
+def is_style_generator(generator: Any) -> bool:
+    """The style interface of the contract: mapping and synthesis callables, w_avg, num_ws and w_dim."""
+    return all(hasattr(generator, name) for name in ("mapping", "synthesis", "w_avg", "num_ws", "w_dim"))
+
+
+def with_style_fields(meta: ArtefactMetadata, generator: Any, origin: dict[str, Any]) -> ArtefactMetadata:
+    """`meta` with the w fields of a style generator and the rules its checkpoint's `origin` records."""
+    for key in ("family", "source_format", "seed_rule", "pixel_rule"):
+        if origin.get(key):
+            setattr(meta, key, str(origin[key]))
+    if origin.get("source_sha256"):
+        meta.source_checkpoint_sha256 = str(origin["source_sha256"])
+    if generator is not None and is_style_generator(generator):
+        meta.w_dim, meta.num_ws = int(generator.w_dim), int(generator.num_ws)
+        meta.w_avg = [float(v) for v in generator.w_avg.detach().float().cpu().reshape(-1).tolist()]
+    meta.check_rules()
+    return meta
 
 
 class TorchBackend:
@@ -55,8 +81,24 @@ class TorchBackend:
             torch.set_num_threads(threads)
         self.device = torch.device(f"cuda:{device_index}" if device == "cuda" else "cpu")
         generator, cfg, state = load_generator(checkpoint, weights=weights, map_location=self.device)
+        self._setup(generator, metadata_from_config(cfg, state, generator), max_batch, cuda_graphs)
+
+    @classmethod
+    def from_generator(cls, generator: Any, metadata: ArtefactMetadata, device: str = "cpu",
+                       max_batch: int = 64) -> TorchBackend:
+        """A backend on a generator module already built (e.g. a test's stand-in with the style interface)."""
+        backend = cls.__new__(cls)
+        backend._torch = require("torch", "the torch backend")
+        backend.device = backend._torch.device(device)
+        backend._setup(generator, metadata, max_batch, cuda_graphs=False)
+        return backend
+
+    def _setup(self, generator: Any, metadata: ArtefactMetadata, max_batch: int, cuda_graphs: bool) -> None:
+        if cuda_graphs and metadata.w_space:
+            raise TganError("CUDA graphs capture our own models' one-graph generator; a style model runs its "
+                            "mapping and synthesis eagerly: drop --cuda-graphs")
         self.generator = generator.to(self.device).eval()
-        self.metadata = metadata_from_config(cfg, state)
+        self.metadata = metadata
         self.providers = [str(self.device) + (" (CUDA graphs)" if cuda_graphs else "")]
         self.max_batch = max_batch
         self.cuda_graphs = cuda_graphs
@@ -98,6 +140,23 @@ class TorchBackend:
             else:
                 out = self.generator(*(t.to(self.device) for t in inputs))
             result: np.ndarray = out.float().cpu().numpy()  # .cpu() synchronises with the GPU work
+        return result
+
+    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """Style generators: mapping(z, label) -> untruncated ws float32 [b, num_ws, w_dim]."""
+        torch = self._torch
+        label = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, np.int64)).to(self.device)
+        with torch.inference_mode():
+            ws = self.generator.mapping(torch.from_numpy(np.ascontiguousarray(z)).to(self.device), label)
+            result: np.ndarray = ws.float().cpu().numpy()
+        return result
+
+    def synthesize(self, ws: np.ndarray) -> np.ndarray:
+        """Style generators: synthesis(ws) -> image float32 [b, C, H, W]."""
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.generator.synthesis(torch.from_numpy(np.ascontiguousarray(ws)).to(self.device))
+            result: np.ndarray = out.float().cpu().numpy()
         return result
 
     def close(self) -> None:
