@@ -29,7 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgan_deploy.models.stylegan_layers import LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act
+from tgan_deploy.models.stylegan_layers import (
+    LRELU_GAIN,
+    FullyConnectedLayer,
+    MappingNetwork,
+    StyleGenerator,
+    bias_act,
+)
 
 # The original's defaults for the arguments a snapshot's `init_kwargs` may leave out (SynthesisNetwork,
 # SynthesisLayer, MappingNetwork of NVlabs/stylegan3 training/networks_stylegan3.py).
@@ -292,29 +298,15 @@ class SynthesisNetwork(nn.Module):
         return x * self.output_scale
 
 
-class StyleGAN3Generator(nn.Module):
-    """The contract's style generator (STYLE_CONTRACT.md) for StyleGAN3: mapping(z, label) -> ws (StyleGAN2's
-    mapping network; StyleGAN3 defaults to 2 layers), synthesis(ws) -> image, forward(z, label) at psi 1; `w_avg`,
-    `num_ws`, `z_dim`, `w_dim`, `num_classes`, `resolution`, `channels`. Constructor kwargs = config
+class StyleGAN3Generator(StyleGenerator):
+    """StyleGAN3's generator with the contract's interface (StyleGenerator): StyleGAN2's mapping network (2 layers
+    by default in StyleGAN3) and the alias-free synthesis network. Constructor kwargs = config
     model.style["generator"]; `synthesis` holds NVlabs' SynthesisNetwork arguments (SYNTHESIS_DEFAULTS)."""
 
     def __init__(self, z_dim: int, w_dim: int, resolution: int, channels: int, num_classes: int = 0,
                  mapping_layers: int = 2, mapping_lr_multiplier: float = 0.01, w_avg_beta: float = 0.998,
                  synthesis: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self.z_dim, self.w_dim, self.num_classes = z_dim, w_dim, num_classes
-        self.resolution, self.channels = resolution, channels
-        self.synthesis = SynthesisNetwork(w_dim, resolution, channels, **(synthesis or {}))
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, mapping_layers,
-                                      lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta)
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self.mapping.get_buffer("w_avg")
-
-    def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
-        return self.mapping.truncate(ws, psi, cutoff)
-
-    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        return self.synthesis(self.mapping(z, label))
+        network = SynthesisNetwork(w_dim, resolution, channels, **(synthesis or {}))
+        super().__init__(network, MappingNetwork(z_dim, num_classes, w_dim, network.num_ws, mapping_layers,
+                                                 lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta),
+                         resolution, channels)
