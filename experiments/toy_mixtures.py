@@ -8,7 +8,7 @@ all pairing, modes / HQ % / reverse KL as mean ± standard error over seeds, nex
         --methods t-sgan:all,t-sgan:index,sgan --out experiments/results/long   # the longer goal check
 
 Resumable: a run whose result JSON exists is skipped. Results: OUT/toy_mixtures/{runs/*.json,
-summary.json, summary.md, *.png}. The protocol and the published numbers: docs/tgan-method.md §7.
+summary.json, summary.md, *.png}. The protocol and the published numbers: docs/method.md §6.1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reference architectures (../shared/docs/tgan-method.md §5): shapes, sizes, spectral norm, Keras defaults."""
+"""Reference architectures (docs/method.md §5): shapes, sizes, spectral norm, Keras defaults."""
 
 from __future__ import annotations
 

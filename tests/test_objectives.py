@@ -1,4 +1,4 @@
-"""Every objective against its formula (../shared/docs/tgan-method.md §2 and §6), written independently.
+"""Every objective against its formula (docs/method.md §2.2 and §2.3), written independently.
 
 The expected values use float64 numpy (-log(sigmoid(x)) spelled out) or torch's own BCE-with-logits,
 never the softplus forms the implementation uses.

@@ -22,9 +22,10 @@ from _subprocess import repo_env
 from PIL import Image
 
 from tgan_deploy.artefact import ArtefactMetadata
+from tgan_deploy.checkpoint_metadata import with_style_fields
 from tgan_deploy.errors import TganError
 from tgan_deploy.export.onnx import to_uint8 as graph_to_uint8
-from tgan_deploy.runtime.backends.torch import TorchBackend, with_style_fields
+from tgan_deploy.runtime.backends.torch import TorchBackend
 from tgan_deploy.runtime.batching import BatchingSampler
 from tgan_deploy.runtime.errors import InvalidLatentOptionError, InvalidSeedError, ModelLoadError
 from tgan_deploy.runtime.images import make_grid, to_uint8

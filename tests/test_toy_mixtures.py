@@ -1,4 +1,4 @@
-"""PacGAN's 2-D mixtures (../shared/docs/tgan-method.md §7): the centres and spreads the metrics assume."""
+"""PacGAN's 2-D mixtures (docs/method.md §6.1): the centres and spreads the metrics assume."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Every objective shares one signature: `critic_loss(a, b)` and `generator_loss(a,
   pairwise objectives (T-*):  a = s+ = D(E(x_r) - E(x_f)),  b = s- = D(E(x_f) - E(x_r)), one per pair
   single-sample baselines:    a = C(x_r),                    b = C(x_f),                  one per sample
 `scores()` computes (a, b) for either kind; WGAN-GP adds `gradient_penalty()` to its critic loss.
-Formulas: ../shared/docs/tgan-method.md §2 (T-GAN) and §6 (baselines). softplus(-x) = -log sigmoid(x),
+Formulas: docs/method.md §2.2 (T-GAN) and §2.3 (baselines). softplus(-x) = -log sigmoid(x),
 the stable form of the reference's -log(sigmoid(x) + 1e-9).
 """
 

@@ -1,4 +1,4 @@
-"""2-D Gaussian mixtures of PacGAN (arXiv:1712.04086) and VEEGAN, exactly as ../shared/docs/tgan-method.md §7.
+"""2-D Gaussian mixtures of PacGAN (arXiv:1712.04086) and VEEGAN, exactly as docs/method.md §6.1.
 
 ring8:  8 centres at (cos 2 pi k / 8, sin 2 pi k / 8), k = 0..7, std 0.01. (Not linspace(0, 2 pi, 8),
         which repeats a centre and gives 7 modes.)

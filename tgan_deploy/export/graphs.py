@@ -168,15 +168,3 @@ def style_graphs(generator: StyleModel, meta: ArtefactMetadata) -> list[Graph]:
               "image", lambda batch: _mapped(mapping, latent_inputs(batch)),
               lambda: _mapped(mapping, latent_calibration()), _psnr_peak("image", dtype)),
     ]
-
-
-def style_fields(generator: StyleModel, origin: dict[str, str] | None, arch: str, psi: float) -> dict[str, object]:
-    """ArtefactMetadata's style-model fields. `origin`: the checkpoint's record of the foreign file it was
-    converted from (None for a style model trained here: our seed and pixel rules)."""
-    origin = origin or {}
-    return {"family": origin.get("family", arch), "source_format": origin.get("source_format", ""),
-            "seed_rule": origin.get("seed_rule", "tgan"), "pixel_rule": origin.get("pixel_rule", "tgan"),
-            "w_dim": int(generator.w_dim), "num_ws": int(generator.num_ws),
-            "w_avg": [float(v) for v in generator.w_avg.detach().cpu().reshape(-1)], "default_psi": float(psi),
-            **({"source_checkpoint_sha256": origin["source_sha256"]} if origin.get("source_sha256") else {})}
-

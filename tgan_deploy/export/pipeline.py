@@ -24,8 +24,9 @@ from typing import Any
 
 from torch import nn
 
-from tgan_deploy.artefact import ArtefactMetadata
-from tgan_deploy.checkpoint import BEST_FILE, CHECKPOINT_DIR, CHOICES, load_generator, save_checkpoint
+from tgan_deploy.artefact import MODEL_JSON, ArtefactMetadata
+from tgan_deploy.checkpoint import load_generator, save_checkpoint
+from tgan_deploy.checkpoint_metadata import metadata_from_checkpoint
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.export import fp16 as fp16_mod
@@ -35,8 +36,8 @@ from tgan_deploy.export import parity as parity_mod
 from tgan_deploy.export import sources
 from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export import triton as triton_mod
-from tgan_deploy.export.metadata import build_metadata, write_model_json
 from tgan_deploy.io import write_json_atomic
+from tgan_deploy.run_layout import BEST_FILE, CHECKPOINT_DIR, CHOICES
 
 FP16_REPORT = "fp16.json"
 MAX_OPT_LEVEL = 5
@@ -176,7 +177,7 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         meta.files.update(parity=parity_mod.PARITY_JSON, parity_table=parity_mod.PARITY_MD)
         for file in {name for name in meta.files.values() if name.endswith(".onnx")}:
             onnx_mod.stamp_metadata(stage / file, meta)
-        write_model_json(stage, meta)
+        write_json_atomic(stage / MODEL_JSON, meta.to_dict())
         if opts.triton_repo is not None:
             triton_models: dict[str, Path] = {role: stage / meta.files[role]
                                               for role in ("onnx", "onnx_fp16", "tensorrt") if role in meta.files}
@@ -204,13 +205,13 @@ def _plan(opts: ExportOptions, generator: nn.Module, cfg: TrainConfig, state: di
         raise TganError(f"--psi is StyleGAN truncation in w; {state['path']} (arch {cfg.model.arch}) has no "
                         "mapping network: leave --psi out")
     output_dtype = "float32" if points else opts.output_dtype
-    meta = build_metadata(cfg, state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
-                          batch_profile=opts.batch_profile)
+    # the w fields and the origin's rules (family, seed and pixel rules, the source file's sha256) come from here
+    meta = metadata_from_checkpoint(state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
+                                    batch_profile=opts.batch_profile, exported=True, generator=generator)
     if not style:
         return meta, [graphs_mod.reference_graph(generator, meta)]
-    psi = 1.0 if opts.psi is None else opts.psi
-    fields = graphs_mod.style_fields(generator, state.get("origin"), cfg.model.arch, psi)
-    meta = dataclasses.replace(meta, **fields)  # type: ignore[arg-type]
+    meta.family = meta.family or cfg.model.arch  # a style model trained here has no origin record
+    meta.default_psi = 1.0 if opts.psi is None else opts.psi
     return meta, graphs_mod.style_graphs(generator, meta)
 
 

@@ -1,6 +1,6 @@
 """Class conditioning of the generators: a learned label embedding concatenated with z.
 
-G(z, y) = G'([z, e(y)]) (../shared/docs/tgan-method.md §8, the simplest of the two designs it names): the
+G(z, y) = G'([z, e(y)]) (docs/method.md §7.1, the simpler of the two usual designs): the
 first layer sees the class through `label_embed_dim` extra inputs, so every architecture gets the same
 treatment and the exported graph adds only a Gather and a Concat in front of today's network.
 Conditional BatchNorm (BigGAN) would touch every BN layer and give the 2-D MLP and the DCGANs different

@@ -1,7 +1,7 @@
 """The critic: a shared encoder E and a head D.
 
 Baselines score one sample at a time, C(x) = D(E(x)). T-objectives score pairs,
-T(x_r, x_f) = D(E(x_r) - E(x_f)) (../shared/docs/tgan-method.md §1-§3). Reals and fakes are
+T(x_r, x_f) = D(E(x_r) - E(x_f)) (docs/method.md §1-§3). Reals and fakes are
 encoded in separate calls so that BatchNorm statistics stay per-batch, as in the reference.
 
 Class-conditional critics add the projection term of Miyato & Koyama (arXiv:1802.05637, "cGANs with

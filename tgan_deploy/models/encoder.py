@@ -1,4 +1,4 @@
-"""The reference encoder E (../shared/docs/tgan-method.md §5): images -> feature vectors.
+"""The reference encoder E (docs/method.md §5.3): images -> feature vectors.
 
 Conv 5x5 s2 -> LReLU; then [Conv 5x5 s2 -> BN -> LReLU] per further layer; global average pool.
 Spectral norm (on every kernel and, faithful mode, BN gamma) is applied by the critic builder.

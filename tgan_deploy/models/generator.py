@@ -1,4 +1,4 @@
-"""The reference DCGAN generator G (../shared/docs/tgan-method.md §5).
+"""The reference DCGAN generator G (docs/method.md §5.3).
 
 Dense 4*4*C0 -> BN -> ReLU -> reshape; k x [ConvTranspose 5x5 s2 -> BN -> ReLU] with channels halving
 down to `base` ; ConvTranspose 5x5 s2 to the image channels -> tanh. No spectral norm on G.

@@ -1,4 +1,4 @@
-"""The pair head D of T-GAN's critic T(x_r, x_f) = D(E(x_r) - E(x_f)) (../shared/docs/tgan-method.md §4).
+"""The pair head D of T-GAN's critic T(x_r, x_f) = D(E(x_r) - E(x_f)) (docs/method.md §4).
 
 D(u) = w2 . LeakyReLU(W1 u + b1) (+ b2; the reference has none). Because W1 is linear,
 W1 (e_r - e_f) = A_i - C_j with A = E(x_r) W1^T and C = E(x_f) W1^T: the head projects each batch once

@@ -3,7 +3,7 @@
 Keras (the reference's framework) differs from PyTorch in three defaults that change training:
 Glorot-uniform kernels with zero bias, BatchNorm momentum 0.99 (= 0.01 in PyTorch's convention)
 with eps 1e-3, and "same" padding (for a 5x5 stride-2 conv: padding 2; its transposed twin:
-padding 2, output_padding 1). ../shared/docs/tgan-method.md §5.
+padding 2, output_padding 1). docs/method.md §5.2.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 // Per-pair math of the fused pair-head op, shared by the CPU kernel (pairing.cpp) and the CUDA kernels
 // (pairing.cu) so both compute every pair with the same code. See ../../docs/pairing.md and
-// tgan-method.md §4: for a pair p = (i, j) and hidden unit k,
+// ../../docs/method.md §4: for a pair p = (i, j) and hidden unit k,
 //   h+ = A_ik - C_jk + b1_k,  h- = C_jk - A_ik + b1_k,  s+_p = sum_k w2_k phi(h+),  s-_p = sum_k w2_k phi(h-).
 #pragma once
 

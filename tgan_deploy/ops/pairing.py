@@ -4,7 +4,7 @@
     s+_p = w2 . LeakyReLU(A_i - C_j + b1) + b2,   s-_p = w2 . LeakyReLU(C_j - A_i + b1) + b2
 
 `pairs`: "index" (i with i; B_r == B_f), "all" (every (i, j), pair p = i * B_f + j), or an int64
-tensor [P, 2] of (real, fake) indices. ../shared/docs/tgan-method.md §3-§4.
+tensor [P, 2] of (real, fake) indices. docs/method.md §3-§4.
 
 `impl`:
 - "ref": plain PyTorch (pairing_ref.py), the oracle for the fused kernels.

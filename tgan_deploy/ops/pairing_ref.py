@@ -1,7 +1,7 @@
 """Reference pair scores in plain PyTorch: the oracle the fused kernels must match.
 
 For a pair p = (i, j): delta = A_i - C_j,  h+ = delta + b1,  h- = -delta + b1,
-s+_p = w2 . phi(h+) + b2,  s-_p = w2 . phi(h-) + b2   (../shared/docs/tgan-method.md §4).
+s+_p = w2 . phi(h+) + b2,  s-_p = w2 . phi(h-) + b2   (docs/method.md §4.2).
 
 All-pairs and explicit pair lists are processed in blocks of pairs, each under activation
 checkpointing, so neither forward nor backward ever holds more than one block's [pairs, H] tensor.

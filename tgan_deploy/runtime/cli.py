@@ -166,7 +166,7 @@ def sample_main(model: tuple[str, ...], n: int, seed: int, seeds: str | None, ou
                 sampler.check_labels(label, 1)  # an unconditional model takes no --label; a bad one fails here
             index = None if label is None else sampler.label_index(label)
             options = bulk.BulkOptions(image_format, truncation, psi, resume=resume, force=force,
-                                       label=index, class_name=None if index is None else sampler.class_name(index),
+                                       label=index,
                                        png_text=lambda s: png_text({**info, "seed": int(s)}),
                                        psi_cutoff=psi_cutoff, mix_seed=None if mix is None else mix[0],
                                        mix_cutoff=mix_cutoff)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tgan_deploy.artefact import MAPPING_ROLE, MODEL_JSON, SYNTHESIS_ROLE, ArtefactMetadata
 from tgan_deploy.errors import TganError
+from tgan_deploy.run_layout import CHECKPOINT_DIR, is_run_dir
 from tgan_deploy.runtime.errors import ModelLoadError
 
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -46,10 +47,10 @@ def locate_model(path: str | Path) -> ModelLocation:
     if p.is_dir():
         if (p / MODEL_JSON).is_file():
             return _export_dir(p)
-        if (p / "checkpoints").is_dir():
+        if is_run_dir(p):
             return ModelLocation(p, checkpoint=p)
         raise ModelLoadError(f"{p} is neither an export directory (no {MODEL_JSON}) nor a run directory "
-                             "(no checkpoints/): pass the folder tgan-export or tgan-train wrote")
+                             f"(no {CHECKPOINT_DIR}/): pass the folder tgan-export or tgan-train wrote")
     suffix = p.suffix.lower()
     if suffix == ".onnx":
         return ModelLocation(p, onnx=p, metadata=_metadata_beside(p))

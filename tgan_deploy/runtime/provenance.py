@@ -38,10 +38,7 @@ def w_info(**controls: Any) -> dict[str, Any]:
 
 def label_info(sampler: Any, label: Any) -> dict[str, Any]:
     """{"label": index, "class": name} for one label of a class-conditional model; {} otherwise."""
-    if not sampler.num_classes or label is None:
-        return {}
-    index = sampler.label_index(label)
-    return {"label": index, "class": sampler.class_name(index)}
+    return sampler.label_record(label) if sampler.num_classes and label is not None else {}
 
 
 def info_text(info: Mapping[str, Any]) -> str:

@@ -113,7 +113,9 @@ def _row_labels(meta: ArtefactMetadata | None, labels: Any, n: int) -> list[int]
 
 def _webdataset_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     seeds = [int(s) for s in batch["seed"]]
-    sample = {"__key__": np.array([sample_key(s) for s in seeds]), "png": batch["image"],
+    labels = [int(label) for label in batch["label"]] if "label" in batch else [None] * len(seeds)
+    sample = {"__key__": np.array([sample_key(s, label) for s, label in zip(seeds, labels, strict=True)]),
+              "png": batch["image"],
               "json": np.array([{"seed": s} for s in seeds], dtype=object)}  # Ray's encoder json.dumps each
     if "label" in batch:  # WebDataset's class-index convention: a .cls entry
         sample["cls"] = batch["label"]
@@ -122,5 +124,6 @@ def _webdataset_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def to_webdataset(ds: Any) -> Any:
     """Rows {seed, image} -> WebDataset samples {"__key__": "XXXXXX", "png": image, "json": {"seed": s}}, the
-    keys of `tgan-sample --format tar`, ready for `Dataset.write_webdataset` (which encodes the PNGs)."""
+    keys of `tgan-sample --format tar` (rows with a label: "LLLL-XXXXXX" and a .cls entry), ready for
+    `Dataset.write_webdataset` (which encodes the PNGs)."""
     return ds.map_batches(_webdataset_batch, batch_format="numpy")

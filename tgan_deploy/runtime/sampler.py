@@ -37,7 +37,7 @@ from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.backends import BACKENDS, Backend, StyleBackend, cuda_device_count, parse_device
 from tgan_deploy.runtime.errors import InvalidLatentError, ModelLoadError
 from tgan_deploy.runtime.images import from_uint8, nchw_to_nhwc, to_uint8
-from tgan_deploy.runtime.labels import Label, Labels, class_name, resolve_label, resolve_labels
+from tgan_deploy.runtime.labels import Label, Labels, class_name, label_record, resolve_label, resolve_labels
 from tgan_deploy.runtime.latents import (
     InvalidLatentOptionError,
     check_interpolation,
@@ -195,6 +195,10 @@ class Sampler:
     def class_name(self, index: int) -> str:
         """The name of class `index` (its index as text where the export names no classes)."""
         return class_name(self._meta, index)
+
+    def label_record(self, label: Label) -> dict[str, Any]:
+        """{"label": index, "class": name} of one label (class index or name): labels.label_record."""
+        return label_record(self._meta, self.label_index(label))
 
     # -- sampling --------------------------------------------------------------------------------
     def generate(self, z: np.ndarray, labels: Labels = None) -> np.ndarray:

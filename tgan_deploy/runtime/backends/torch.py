@@ -19,44 +19,10 @@ import numpy as np
 
 from tgan_deploy._extras import require
 from tgan_deploy.artefact import ArtefactMetadata
+from tgan_deploy.checkpoint_metadata import metadata_from_checkpoint
 from tgan_deploy.errors import MissingExtraError, TganError
 from tgan_deploy.runtime.backends import cuda_device_count
 from tgan_deploy.runtime.errors import BackendUnavailableError
-
-
-def metadata_from_config(cfg: Any, checkpoint: dict[str, Any], generator: Any = None) -> ArtefactMetadata:
-    """The artefact metadata an export of this checkpoint would carry (float32 output); a style generator's
-    w fields and the checkpoint's `origin` (family, source format and seed/pixel rules) included."""
-    from tgan_deploy import __version__
-
-    m = cfg.model
-    points = m.arch == "mlp"
-    meta = ArtefactMetadata(
-        kind="points" if points else "image", latent_dim=m.latent_dim,
-        resolution=None if points else m.resolution, channels=None if points else m.channels,
-        objective=cfg.objective.name, package_version=__version__,
-        files={"checkpoint": Path(checkpoint["path"]).name},
-        num_classes=m.num_classes, classes=list(checkpoint.get("classes") or []))
-    return with_style_fields(meta, generator, checkpoint.get("origin") or {})
-
-
-def is_style_generator(generator: Any) -> bool:
-    """The style interface of the contract: mapping and synthesis callables, w_avg, num_ws and w_dim."""
-    return all(hasattr(generator, name) for name in ("mapping", "synthesis", "w_avg", "num_ws", "w_dim"))
-
-
-def with_style_fields(meta: ArtefactMetadata, generator: Any, origin: dict[str, Any]) -> ArtefactMetadata:
-    """`meta` with the w fields of a style generator and the rules its checkpoint's `origin` records."""
-    for key in ("family", "source_format", "seed_rule", "pixel_rule"):
-        if origin.get(key):
-            setattr(meta, key, str(origin[key]))
-    if origin.get("source_sha256"):
-        meta.source_checkpoint_sha256 = str(origin["source_sha256"])
-    if generator is not None and is_style_generator(generator):
-        meta.w_dim, meta.num_ws = int(generator.w_dim), int(generator.num_ws)
-        meta.w_avg = [float(v) for v in generator.w_avg.detach().float().cpu().reshape(-1).tolist()]
-    meta.check_rules()
-    return meta
 
 
 class TorchBackend:
@@ -80,8 +46,11 @@ class TorchBackend:
         if threads and device == "cpu":
             torch.set_num_threads(threads)
         self.device = torch.device(f"cuda:{device_index}" if device == "cuda" else "cpu")
-        generator, cfg, state = load_generator(checkpoint, weights=weights, map_location=self.device)
-        self._setup(generator, metadata_from_config(cfg, state, generator), max_batch, cuda_graphs)
+        generator, _, state = load_generator(checkpoint, weights=weights, map_location=self.device)
+        # the metadata an export of this checkpoint would carry, with float32 output
+        metadata = metadata_from_checkpoint(state, weights=weights, files={"checkpoint": Path(state["path"]).name},
+                                            generator=generator)
+        self._setup(generator, metadata, max_batch, cuda_graphs)
 
     @classmethod
     def from_generator(cls, generator: Any, metadata: ArtefactMetadata, device: str = "cpu",
