@@ -10,10 +10,9 @@
 
 The result loads with torch.load(weights_only=True) (tensors and plain values only) and with load_checkpoint.
 
-NVlabs snapshots dispatch on `snapshot.family` through FAMILY_CONVERTERS: the StyleGAN3 converter is one more entry
-there (snapshot -> style_config("stylegan3", its generator kwargs, nvlabs_discriminator_kwargs(D)) ->
-checkpoint_dict(..., origin_record("stylegan3", "nvlabs-pkl", ...))), and models.build_generator's family table
-gains its generator.
+NVlabs snapshots dispatch on `snapshot.family` through FAMILY_CONVERTERS; StyleGAN3 takes the same path with its
+generator kwargs from foreign/stylegan3.py (checked against the file's layer schedule) and StyleGAN2's
+discriminator.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import CheckpointError, ConfigError
 from tgan_deploy.foreign.nvlabs import NVlabsSnapshot, read_nvlabs_snapshot
 from tgan_deploy.foreign.rosinality import RosinalityCheckpoint, read_rosinality_checkpoint
+from tgan_deploy.foreign.stylegan3 import stylegan3_generator_kwargs
 from tgan_deploy.foreign.unpickler import PersistentRecord
 from tgan_deploy.models import build_discriminator, build_generator
 from tgan_deploy.models.stylegan2 import D_ARCHITECTURES, StyleGAN2Generator
@@ -168,21 +168,27 @@ def _ours(module: nn.Module, theirs: dict[str, torch.Tensor], what: str, path: P
     return {k: v.to(torch.float32).contiguous() for k, v in theirs.items() if k in ours}
 
 
-def _convert_nvlabs_stylegan2(snapshot: NVlabsSnapshot) -> dict[str, Any]:
+def _convert_nvlabs(snapshot: NVlabsSnapshot, family: str,
+                    generator_kwargs: Callable[[PersistentRecord, Path], dict[str, Any]]) -> dict[str, Any]:
+    """Either NVlabs family: its generator kwargs (`generator_kwargs`), StyleGAN2's discriminator (stylegan3
+    trains with it too), NVlabs' key names carried over."""
     path = snapshot.path
     try:
-        g_kwargs = _nvlabs_generator_kwargs(snapshot.G_ema, path)
+        g_kwargs = generator_kwargs(snapshot.G_ema, path)
         d_kwargs = nvlabs_discriminator_kwargs(snapshot.D, path) if snapshot.D is not None else None
     except KeyError as err:
-        raise CheckpointError(f"{path}: the networks have no {err}: not a StyleGAN2 snapshot (pass one written by "
-                              "stylegan2-ada-pytorch)") from None
-    cfg = style_config("stylegan2", g_kwargs, d_kwargs, path)
+        raise CheckpointError(f"{path}: the networks have no {err}: not a {family} snapshot (pass one written by "
+                              "stylegan2-ada-pytorch or stylegan3)") from None
+    cfg = style_config(family, g_kwargs, d_kwargs, path)
     nets = {"generator_ema": snapshot.G_ema, "generator": snapshot.G or snapshot.G_ema, "critic": snapshot.D}
     return checkpoint_dict(cfg, {k: r.state_dict() for k, r in nets.items() if r is not None},
-                           origin_record("stylegan2", "nvlabs-pkl", snapshot.sha256, "nvlabs"), path)
+                           origin_record(family, "nvlabs-pkl", snapshot.sha256, "nvlabs"), path)
 
 
-FAMILY_CONVERTERS: dict[str, Callable[[NVlabsSnapshot], dict[str, Any]]] = {"stylegan2": _convert_nvlabs_stylegan2}
+FAMILY_CONVERTERS: dict[str, Callable[[NVlabsSnapshot], dict[str, Any]]] = {
+    "stylegan2": lambda snapshot: _convert_nvlabs(snapshot, "stylegan2", _nvlabs_generator_kwargs),
+    "stylegan3": lambda snapshot: _convert_nvlabs(snapshot, "stylegan3", stylegan3_generator_kwargs),
+}
 
 
 # -- rosinality stylegan2-pytorch -------------------------------------------------------------------------------

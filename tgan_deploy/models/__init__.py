@@ -21,11 +21,11 @@ __all__ = ["Critic", "PairHead", "build_critic", "build_discriminator", "build_g
 
 def _style_module(cfg: ModelConfig, role: str) -> nn.Module:
     """The style family's generator or discriminator from model.style[role] (STYLE_CONTRACT.md)."""
-    from tgan_deploy.models import stylegan2
+    from tgan_deploy.models import stylegan2, stylegan3
 
     families: dict[str, dict[str, Any]] = {
         "stylegan2": {"generator": stylegan2.StyleGAN2Generator, "discriminator": stylegan2.StyleGAN2Discriminator},
-        # "stylegan3": models/stylegan3.py's generator, and stylegan2's discriminator (StyleGAN3 reuses it)
+        "stylegan3": {"generator": stylegan3.StyleGAN3Generator, "discriminator": stylegan2.StyleGAN2Discriminator},
     }
     if cfg.arch not in families:
         raise ConfigError(f"model.arch {cfg.arch!r}: no style models of that family in this version")

@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgan_deploy.models.stylegan_layers import LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act
+from tgan_deploy.models.stylegan_layers import (
+    LRELU_GAIN,
+    FullyConnectedLayer,
+    MappingNetwork,
+    StyleGenerator,
+    bias_act,
+)
 
 FIR_TAPS = (1, 3, 3, 1)  # StyleGAN2's resampling filter (binomial, after Zhang 2019 "Making CNNs shift-invariant")
 DEMOD_EPS = 1e-8  # eq. 3 of StyleGAN2: sigma_j = sqrt(sum w^2 + eps)
@@ -195,34 +201,20 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class StyleGAN2Generator(nn.Module):
-    """The contract's style generator (STYLE_CONTRACT.md): mapping(z, label) -> ws, synthesis(ws) -> image,
-    forward(z, label) = synthesis(mapping(z, label)) at psi 1; `w_avg`, `num_ws`, `z_dim`, `w_dim`,
-    `num_classes`, `resolution`, `channels`. Constructor kwargs = config model.style["generator"]."""
+class StyleGAN2Generator(StyleGenerator):
+    """StyleGAN2's generator with the contract's interface (StyleGenerator). Constructor kwargs = config
+    model.style["generator"]."""
 
     def __init__(self, z_dim: int, w_dim: int, resolution: int, channels: int, widths: Sequence[int],
                  num_classes: int = 0, mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01,
                  embed_features: int | None = None, layer_features: int | None = None, w_avg_beta: float = 0.995,
                  conv_clamp: float | None = None, resample_filter: Sequence[int] = FIR_TAPS,
                  equalized_weight: bool = False) -> None:
-        super().__init__()
-        self.z_dim, self.w_dim, self.num_classes = z_dim, w_dim, num_classes
-        self.resolution, self.channels = resolution, channels
-        self.synthesis = SynthesisNetwork(w_dim, resolution, channels, widths, conv_clamp, resample_filter,
-                                          equalized_weight)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, mapping_layers, embed_features,
-                                      layer_features, mapping_lr_multiplier, w_avg_beta)
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self.mapping.get_buffer("w_avg")
-
-    def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
-        return self.mapping.truncate(ws, psi, cutoff)
-
-    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        return self.synthesis(self.mapping(z, label))
+        synthesis = SynthesisNetwork(w_dim, resolution, channels, widths, conv_clamp, resample_filter,
+                                     equalized_weight)
+        super().__init__(synthesis, MappingNetwork(z_dim, num_classes, w_dim, synthesis.num_ws, mapping_layers,
+                                                   embed_features, layer_features, mapping_lr_multiplier,
+                                                   w_avg_beta), resolution, channels)
 
 
 class Conv2dLayer(nn.Module):

@@ -110,3 +110,28 @@ class MappingNetwork(nn.Module):
         if cutoff is None:
             return truncated
         return torch.cat([truncated[:, :cutoff], ws[:, cutoff:]], dim=1)
+
+
+class StyleGenerator(nn.Module):
+    """The contract's style generator (STYLE_CONTRACT.md), shared by StyleGAN2 and StyleGAN3: a mapping network and
+    a family's synthesis network (with `num_ws`). mapping(z, label) -> ws, synthesis(ws) -> image, forward(z, label)
+    = synthesis(mapping(z, label)) at psi 1; `w_avg`, `truncate`, `num_ws`, `z_dim`, `w_dim`, `num_classes`,
+    `resolution`, `channels`."""
+
+    def __init__(self, synthesis: nn.Module, mapping: MappingNetwork, resolution: int, channels: int) -> None:
+        super().__init__()
+        self.synthesis = synthesis
+        self.mapping = mapping
+        self.z_dim, self.w_dim, self.num_classes = mapping.z_dim, mapping.w_dim, mapping.c_dim
+        self.num_ws = int(mapping.num_ws or 0)
+        self.resolution, self.channels = resolution, channels
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.mapping.get_buffer("w_avg")
+
+    def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
+        return self.mapping.truncate(ws, psi, cutoff)
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return self.synthesis(self.mapping(z, label))
