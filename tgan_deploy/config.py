@@ -16,6 +16,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from tgan_deploy.errors import ConfigError
 
 IMAGE_RESOLUTIONS = (32, 64, 128, 256)
+STYLE_ARCHS = ("stylegan2", "stylegan3")  # architectures of imported StyleGAN files (model.style holds their kwargs)
 # The objectives tgan_deploy.objectives implements (tests/test_objectives.py checks its table has exactly
 # these), named here so that validating a config needs neither torch nor an import from a layer above.
 AUGMENT_POLICIES = ("auto", "none", "diffaug", "ada")
@@ -38,6 +39,11 @@ class ModelConfig:
     num_classes: int = 0  # 0: unconditional; N: G(z, label) + projection critic (--conditional sets it from the data)
     classes: list[str] = dataclasses.field(default_factory=list)  # class names, label-index order (from the data)
     label_embed_dim: int = 32  # conditional G: width of the learned label embedding concatenated with z
+    # arch "stylegan2" / "stylegan3" (imported models, docs/stylegan.md): the constructor kwargs of the style
+    # generator and discriminator, {"generator": {...}, "discriminator": {...}} (models/stylegan2.py names them);
+    # widths, depths and dims as read from the imported file. resolution, channels, latent_dim (= z_dim) and
+    # num_classes (= c_dim) above hold the same values. Empty for the reference archs.
+    style: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -163,7 +169,10 @@ class TrainConfig:
     # -- checks --------------------------------------------------------------------------------
     def validate(self) -> None:
         m, o, opt = self.model, self.objective, self.optim
-        _choice("model.arch", m.arch, ("dcgan", "mlp"))
+        _choice("model.arch", m.arch, ("dcgan", "mlp", *STYLE_ARCHS))
+        if m.arch in STYLE_ARCHS and not isinstance(m.style.get("generator"), dict):
+            raise ConfigError(f"model.arch {m.arch} needs model.style.generator (the constructor kwargs): "
+                              "import the model with tgan-export FILE.pkl|FILE.pt, which writes them")
         if m.arch == "dcgan":
             if m.resolution not in IMAGE_RESOLUTIONS:
                 raise ConfigError(f"model.resolution {m.resolution} is not one the architecture can make: "
@@ -300,6 +309,10 @@ def _set_field(obj: Any, name: str, value: Any, prefix: str) -> None:
 def _convert(value: Any, kind: Any) -> Any:
     """`value` as the field type `kind` (bool, int, float, str, list[str], or `X | None`); others pass through."""
     members = get_args(kind)
+    if get_origin(kind) is dict:  # model.style: a mapping, kept as given (its owner checks the kwargs)
+        if not isinstance(value, dict):
+            raise ValueError(value)
+        return value
     if get_origin(kind) is list:  # list[str]: a YAML list, or "a,b,c" from --set
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(v, str | int) for v in items):

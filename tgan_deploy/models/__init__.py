@@ -1,10 +1,14 @@
-"""Reference architectures: build a generator and a critic from a `ModelConfig`."""
+"""Every architecture is built here from a `ModelConfig`: the reference generator and critic (arch "dcgan",
+"mlp") and the imported style models (arch "stylegan2", "stylegan3": constructor kwargs in model.style)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
-from tgan_deploy.config import ModelConfig
+from tgan_deploy.config import STYLE_ARCHS, ModelConfig
+from tgan_deploy.errors import ConfigError
 from tgan_deploy.models.critic import Critic, make_pairs
 from tgan_deploy.models.encoder import DCGANEncoder
 from tgan_deploy.models.generator import DCGANGenerator
@@ -12,11 +16,38 @@ from tgan_deploy.models.heads import PairHead
 from tgan_deploy.models.spectral import apply_spectral_norm
 from tgan_deploy.models.toy import MLPEncoder, MLPGenerator
 
-__all__ = ["Critic", "PairHead", "build_critic", "build_generator", "make_pairs"]
+__all__ = ["Critic", "PairHead", "build_critic", "build_discriminator", "build_generator", "make_pairs"]
+
+
+def _style_module(cfg: ModelConfig, role: str) -> nn.Module:
+    """The style family's generator or discriminator from model.style[role] (STYLE_CONTRACT.md)."""
+    from tgan_deploy.models import stylegan2
+
+    families: dict[str, dict[str, Any]] = {
+        "stylegan2": {"generator": stylegan2.StyleGAN2Generator, "discriminator": stylegan2.StyleGAN2Discriminator},
+        # "stylegan3": models/stylegan3.py's generator, and stylegan2's discriminator (StyleGAN3 reuses it)
+    }
+    if cfg.arch not in families:
+        raise ConfigError(f"model.arch {cfg.arch!r}: no style models of that family in this version")
+    kwargs = cfg.style.get(role)
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"model.style.{role} is missing: this {cfg.arch} config has no {role}")
+    try:
+        return families[cfg.arch][role](**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.style.{role} does not build a {cfg.arch} {role}: {exc}") from None
+
+
+def build_discriminator(cfg: ModelConfig) -> nn.Module:
+    """The style models' discriminator: image [B, C, R, R] (+ label [B]) -> logits [B, 1]."""
+    return _style_module(cfg, "discriminator")
 
 
 def build_generator(cfg: ModelConfig) -> nn.Module:
-    """G: z [B, latent_dim] -> images [B, C, R, R] in [-1, 1], or points [B, 2] for arch "mlp"."""
+    """G: z [B, latent_dim] -> images [B, C, R, R] in [-1, 1], or points [B, 2] for arch "mlp"; style archs:
+    the contract's generator (mapping / synthesis / w_avg, STYLE_CONTRACT.md)."""
+    if cfg.arch in STYLE_ARCHS:
+        return _style_module(cfg, "generator")
     if cfg.arch == "mlp":
         return MLPGenerator(cfg.latent_dim, cfg.toy_hidden, cfg.toy_depth, cfg.layer_defaults,
                             cfg.num_classes, cfg.label_embed_dim)
