@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import os
 import random
@@ -33,11 +34,11 @@ import torch
 from torch import nn
 
 from tgan_deploy.checkpoint import load_state_dict_checked
-from tgan_deploy.config import TrainConfig
+from tgan_deploy.config import STYLE_ARCHS, TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
-from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state
+from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state, style
 from tgan_deploy.train.augment import Augmenter, overfitting_signal, resolve_policy
 from tgan_deploy.train.ema import EMA
 from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
@@ -124,6 +125,12 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         cfg.run.init_from_sha256 = parent["sha256"]
         if provenance is not None:
             provenance.sources["run.init_from_sha256"] = f"sha256 of {parent['path']} (run.init_from)"
+    if cfg.model.arch in STYLE_ARCHS:
+        style_before = cfg.model.style
+        style.configure(cfg, parent)
+        if provenance is not None and cfg.model.style is not style_before:
+            provenance.sources["model.style"] = (f"the architecture of {parent['path']} (run.init_from)" if parent
+                                                 else "tgan-train, from model.channel_base, channel_max, w_dim, ...")
     if cfg.optim.batch_size % ctx.world_size:
         raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
                         f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
@@ -135,8 +142,9 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     batches_per_iteration = cfg.optim.critic_steps + cfg.optim.generator_steps
 
     # -- models, EMA, optimisers, random generators ---------------------------------------------
+    objective = get_objective(cfg.objective.name)
     G = build_generator(cfg.model).to(device)
-    critic = build_critic(cfg.model).to(device)
+    critic = build_critic(cfg.model, single_sample=not objective.pairwise).to(device)
     ema = EMA(G, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     frozen = finetune.freeze_blocks(critic, cfg.optim.freeze_d)  # FreezeD; stays frozen (see set_trainable)
     if ctx.enabled and cfg.run.sync_batchnorm:
@@ -146,10 +154,14 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2))
     noise_rng = torch.Generator(device).manual_seed(cfg.run.seed + 1)  # z and WGAN-GP's interpolation
     pair_rng = torch.Generator().manual_seed(cfg.run.seed + 2)  # perm:K permutations (make_pairs draws on CPU)
-    objective = get_objective(cfg.objective.name)
+    # The generator as the training steps run it: a style generator tracks w_avg and mixes styles (train/style.py).
+    style_training = style.StyleTraining(G, cfg.model.style_mixing, cfg.optim.batch_size, noise_rng, ctx) \
+        if cfg.model.arch in STYLE_ARCHS else None
+    generate: nn.Module = style_training or G
     scorer = GlobalScores(critic, objective, cfg.objective, ctx, pair_rng, noise_rng)
     augment = Augmenter(cfg.augment, policy, cfg.optim.batch_size, noise_rng)
-    trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_score": math.inf, "best_step": -1}
+    trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_score": math.inf, "best_step": -1,
+               "pl_mean": 0.0}
     parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, trainer, augment)
 
     # -- the run directory (nothing was written before this), then resume or remember the initial state
@@ -173,14 +185,16 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         write_config(run_dir / rundir.CONFIG_FILE, cfg, provenance)
         truncate_metrics(run_dir, step)
 
-    G_train: nn.Module = G
+    G_train: nn.Module = generate
     critic_train: nn.Module = scorer
     if ctx.enabled:
         ddp_kwargs: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
-        G_train = nn.parallel.DistributedDataParallel(G, **ddp_kwargs)
+        G_train = nn.parallel.DistributedDataParallel(generate, **ddp_kwargs)
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
 
     autocast = autocast_for(device, cfg.optim.amp)
+    r1 = Lazy(cfg.objective.r1_gamma, cfg.objective.r1_interval)
+    pl = Lazy(cfg.objective.pl_weight, cfg.objective.pl_interval)
     # Rank r takes rows r, r + W, r + 2W, ... of the global batch: the same interleaving as the data
     # loader's DistributedSampler shards, so after the all-gather real i and fake i are the pair a single
     # process would form (index pairing matches a single process, not just in distribution).
@@ -208,19 +222,23 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
             while step < cfg.run.steps:
                 try:
                     # 1. critic steps
-                    for _ in range(cfg.optim.critic_steps):
+                    for k in range(cfg.optim.critic_steps):
                         x_real, labels = next_real(batches)
                         with torch.no_grad(), autocast:
-                            x_fake = G(draw_z(), labels)
+                            x_fake = generate(draw_z(), labels)
+                        # lazy R1: every r1_interval-th critic step, weighted by the interval (StyleGAN2 §B)
+                        with_r1 = r1.weight > 0 and (step * cfg.optim.critic_steps + k) % r1.interval == 0
                         with autocast:
-                            a, b, penalty = critic_train(augment(x_real), augment(x_fake), objective.gradient_penalty,
-                                                         labels)
+                            a, b, penalty, r1_term = critic_train(augment(x_real), augment(x_fake),
+                                                                  objective.gradient_penalty, labels, with_r1)
                         if augment.policy == "ada":
                             signal_t = overfitting_signal(a.detach(), b.detach(), objective.absolute_critic)
                             augment.observe(float(signal_t))
                         d_loss = objective.critic_loss(a.float(), b.float())
                         if penalty is not None:
                             d_loss = d_loss + cfg.objective.gp_weight * penalty.float()
+                        if r1_term is not None:
+                            d_loss = d_loss + r1.interval * r1.weight / 2 * r1_term
                         opt_d.zero_grad(set_to_none=True)
                         d_loss.backward()
                         totals.add("d", *guard("critic", d_loss, critic))
@@ -228,13 +246,20 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
 
                     # 2. generator steps (E and D frozen, still in train mode)
                     critic.requires_grad_(False)
-                    for _ in range(cfg.optim.generator_steps):
+                    for k in range(cfg.optim.generator_steps):
                         x_real, labels = next_real(batches)
+                        z = draw_z()
                         with autocast:
-                            x_fake = G_train(draw_z(), labels)
-                            a, b, _ = scorer(augment(x_real) if objective.generator_uses_real else None,
-                                             augment(x_fake), labels=labels)
+                            x_fake = G_train(z, labels)
+                            a, b, _, _ = scorer(augment(x_real) if objective.generator_uses_real else None,
+                                                augment(x_fake), labels=labels)
                         g_loss = objective.generator_loss(a.float(), b.float())
+                        if style_training is not None and pl.weight > 0 and \
+                                (step * cfg.optim.generator_steps + k) % pl.interval == 0:
+                            with autocast:
+                                pl_term, trainer["pl_mean"] = style_training.path_length_penalty(
+                                    z, labels, trainer["pl_mean"])
+                            g_loss = g_loss + pl.interval * pl.weight * pl_term
                         opt_g.zero_grad(set_to_none=True)
                         g_loss.backward()
                         totals.add("g", *guard("generator", g_loss, G))
@@ -341,6 +366,14 @@ def guard(what: str, loss: torch.Tensor, model: nn.Module) -> tuple[float, float
 
 def weights_finite(*models: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for m in models for p in m.parameters())
+
+
+@dataclasses.dataclass(frozen=True)
+class Lazy:
+    """A lazy regulariser (StyleGAN2 §B): added every `interval`-th step, weighted by `interval` (0: off)."""
+
+    weight: float  # R1: gamma (the penalty is gamma / 2 * mean ||grad||^2); path length: its weight
+    interval: int
 
 
 class Totals:
