@@ -133,7 +133,8 @@ def main(config: str | None, data: str | None, arch: str | None, objective: str 
 
     values = dict(data=data, arch=arch, objective=objective, pairing=pairing, resolution=resolution,
                   batch_size=batch_size, steps=steps, out=out, device=device, seed=seed,
-                  conditional=conditional or None, augment=augment, eval_every=eval_every, eval_features=eval_features, init_from=init_from, freeze_d=freeze_d)
+                  conditional=conditional or None, augment=augment, eval_every=eval_every,
+                  eval_features=eval_features, init_from=init_from, freeze_d=freeze_d)
     overrides: dict[str, Any] = {OVERRIDES[k]: v for k, v in values.items() if v is not None}
     overrides.update(parse_set(sets))
     cfg, provenance = resolve_config(config, out, resume, overrides)
