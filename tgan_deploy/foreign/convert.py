@@ -9,7 +9,11 @@
   divided by 4 (exact) into NVlabs' normalised form. The file has no tracked w average: `rosinality_w_avg`.
 
 The result loads with torch.load(weights_only=True) (tensors and plain values only) and with load_checkpoint.
-StyleGAN3 snapshots go through FAMILY_CONVERTERS["stylegan3"] (registered by foreign/stylegan3.py when it exists).
+
+NVlabs snapshots dispatch on `snapshot.family` through FAMILY_CONVERTERS: the StyleGAN3 converter is one more entry
+there (snapshot -> style_config("stylegan3", its generator kwargs, nvlabs_discriminator_kwargs(D)) ->
+checkpoint_dict(..., origin_record("stylegan3", "nvlabs-pkl", ...))), and models.build_generator's family table
+gains its generator.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tgan_deploy.foreign.nvlabs import NVlabsSnapshot, read_nvlabs_snapshot
 from tgan_deploy.foreign.rosinality import RosinalityCheckpoint, read_rosinality_checkpoint
 from tgan_deploy.foreign.unpickler import PersistentRecord
 from tgan_deploy.models import build_discriminator, build_generator
+from tgan_deploy.models.stylegan2 import D_ARCHITECTURES, StyleGAN2Generator
 
 W_AVG_SAMPLES = 4096
 W_AVG_RULE = (f"mean of mapping(z) over z = numpy.random.default_rng(0).standard_normal(({W_AVG_SAMPLES}, z_dim)) "
@@ -131,12 +136,15 @@ def _nvlabs_generator_kwargs(g: PersistentRecord, path: Path) -> dict[str, Any]:
     }
 
 
-def _nvlabs_discriminator_kwargs(d: PersistentRecord, path: Path) -> dict[str, Any]:
+def nvlabs_discriminator_kwargs(d: PersistentRecord, path: Path) -> dict[str, Any]:
     attrs, kwargs, state = d.attrs, _plain(d.init_kwargs), d.state_dict()
+    if kwargs.get("architecture", "resnet") not in D_ARCHITECTURES:
+        raise CheckpointError(f"{path}: discriminator architecture {kwargs['architecture']!r} is not supported "
+                              f"(supported: {', '.join(D_ARCHITECTURES)})")
     epilogue = _child(d, "b4", path)
     mbstd = epilogue.children.get("mbstd")
     resolution, c_dim = int(attrs["img_resolution"]), int(attrs["c_dim"])
-    widths = [int(state["b4.conv.weight"].shape[0])] + _widths(state, resolution, "b{res}.conv0.weight", first=8)
+    widths = [int(state["b4.conv.weight"].shape[0]), *_widths(state, resolution, "b{res}.conv0.weight", first=8)]
     return {
         "resolution": resolution, "channels": int(attrs["img_channels"]), "widths": widths, "num_classes": c_dim,
         "architecture": str(kwargs.get("architecture", "resnet")), "conv_clamp": kwargs.get("conv_clamp"),
@@ -164,14 +172,14 @@ def _convert_nvlabs_stylegan2(snapshot: NVlabsSnapshot) -> dict[str, Any]:
     path = snapshot.path
     try:
         g_kwargs = _nvlabs_generator_kwargs(snapshot.G_ema, path)
-        d_kwargs = _nvlabs_discriminator_kwargs(snapshot.D, path) if snapshot.D is not None else None
+        d_kwargs = nvlabs_discriminator_kwargs(snapshot.D, path) if snapshot.D is not None else None
     except KeyError as err:
         raise CheckpointError(f"{path}: the networks have no {err}: not a StyleGAN2 snapshot (pass one written by "
                               "stylegan2-ada-pytorch)") from None
     cfg = style_config("stylegan2", g_kwargs, d_kwargs, path)
     nets = {"generator_ema": snapshot.G_ema, "generator": snapshot.G or snapshot.G_ema, "critic": snapshot.D}
-    return _checkpoint(cfg, {k: r.state_dict() for k, r in nets.items() if r is not None},
-                       _origin("stylegan2", "nvlabs-pkl", snapshot.sha256, "nvlabs"), path)
+    return checkpoint_dict(cfg, {k: r.state_dict() for k, r in nets.items() if r is not None},
+                           origin_record("stylegan2", "nvlabs-pkl", snapshot.sha256, "nvlabs"), path)
 
 
 FAMILY_CONVERTERS: dict[str, Callable[[NVlabsSnapshot], dict[str, Any]]] = {"stylegan2": _convert_nvlabs_stylegan2}
@@ -186,14 +194,19 @@ def _rosinality_generator_keys(log2: int, n_mlp: int) -> dict[str, str]:
         for p in ("weight", "bias"):
             keys[f"mapping.fc{i}.{p}"] = f"style.{i + 1}.{p}"
 
+    def modulated(ours: str, theirs: str) -> None:  # the weight and affine of a SynthesisLayer or ToRGBLayer
+        keys.update({f"{ours}.weight": f"{theirs}.conv.weight",
+                     f"{ours}.affine.weight": f"{theirs}.conv.modulation.weight",
+                     f"{ours}.affine.bias": f"{theirs}.conv.modulation.bias"})
+
     def layer(ours: str, theirs: str, noise: int) -> None:
-        keys.update({f"{ours}.weight": f"{theirs}.conv.weight", f"{ours}.affine.weight": f"{theirs}.conv.modulation.weight",
-                     f"{ours}.affine.bias": f"{theirs}.conv.modulation.bias", f"{ours}.bias": f"{theirs}.activate.bias",
-                     f"{ours}.noise_strength": f"{theirs}.noise.weight", f"{ours}.noise_const": f"noises.noise_{noise}"})
+        modulated(ours, theirs)
+        keys.update({f"{ours}.bias": f"{theirs}.activate.bias", f"{ours}.noise_strength": f"{theirs}.noise.weight",
+                     f"{ours}.noise_const": f"noises.noise_{noise}"})
 
     def torgb(ours: str, theirs: str) -> None:
-        keys.update({f"{ours}.weight": f"{theirs}.conv.weight", f"{ours}.affine.weight": f"{theirs}.conv.modulation.weight",
-                     f"{ours}.affine.bias": f"{theirs}.conv.modulation.bias", f"{ours}.bias": f"{theirs}.bias"})
+        modulated(ours, theirs)
+        keys[f"{ours}.bias"] = f"{theirs}.bias"
 
     keys["synthesis.b4.const"] = "input.input"
     layer("synthesis.b4.conv1", "conv1", 0)
@@ -250,7 +263,7 @@ def _remap(theirs: dict[str, torch.Tensor], keys: dict[str, str], module: nn.Mod
     return out
 
 
-def rosinality_w_avg(generator: nn.Module) -> torch.Tensor:
+def rosinality_w_avg(generator: StyleGAN2Generator) -> torch.Tensor:
     """w_avg of a generator whose file tracks none (rosinality): W_AVG_RULE, deterministic (fixed seed, fp32 on the
     CPU); rosinality's own mean_latent(4096) is the same statistic from torch's unseeded RNG."""
     z = np.random.default_rng(0).standard_normal((W_AVG_SAMPLES, generator.z_dim)).astype(np.float32)
@@ -296,16 +309,16 @@ def convert_rosinality(ckpt: RosinalityCheckpoint) -> dict[str, Any]:
     g_keys = _rosinality_generator_keys(log2, g_kwargs["mapping_layers"])
     states: dict[str, dict[str, torch.Tensor]] = {}
     for ours, theirs in (("generator_ema", ckpt.g_ema), ("generator", ckpt.g or ckpt.g_ema)):
-        generator = build_generator(cfg.model)
+        generator = StyleGAN2Generator(**g_kwargs)
         state = _remap(theirs, g_keys, generator, ours, path)
         generator.load_state_dict(state, strict=False)
         state["mapping.w_avg"] = rosinality_w_avg(generator)
         states[ours] = state
     if ckpt.d is not None:
-        states["critic"] = _remap(ckpt.d, _rosinality_discriminator_keys(log2), build_discriminator(cfg.model),
+        states["critic"] = _remap(ckpt.d, _rosinality_discriminator_keys(log2), _module_for("critic", cfg, path),
                                   "critic", path)
-    origin = {**_origin("stylegan2", "rosinality-pt", ckpt.sha256, "tgan"), "w_avg_rule": W_AVG_RULE}
-    return _checkpoint(cfg, states, origin, path, remapped=True)
+    origin = {**origin_record("stylegan2", "rosinality-pt", ckpt.sha256, "tgan"), "w_avg_rule": W_AVG_RULE}
+    return checkpoint_dict(cfg, states, origin, path, remapped=True)
 
 
 # -- our checkpoint ---------------------------------------------------------------------------------------------
@@ -318,6 +331,9 @@ def style_config(arch: str, generator: dict[str, Any], discriminator: dict[str, 
              "latent_dim": generator["z_dim"], "num_classes": num_classes,
              "classes": [str(i) for i in range(num_classes)],
              "style": {"generator": generator, **({"discriminator": discriminator} if discriminator else {})}}
+    if discriminator is not None and int(discriminator.get("num_classes", 0)) != num_classes:
+        raise CheckpointError(f"{path}: the generator has {num_classes} classes but the discriminator "
+                              f"{discriminator.get('num_classes', 0)}: an inconsistent snapshot")
     if generator["z_dim"] <= 0:
         raise CheckpointError(f"{path}: z_dim {generator['z_dim']}: a generator without a latent input is not "
                               "supported")
@@ -327,18 +343,26 @@ def style_config(arch: str, generator: dict[str, Any], discriminator: dict[str, 
         raise CheckpointError(f"{path}: {err}") from None
 
 
-def _origin(family: str, source_format: str, sha256: str, rule: str) -> dict[str, str]:
+def origin_record(family: str, source_format: str, sha256: str, rule: str) -> dict[str, str]:
     return {"family": family, "source_format": source_format, "source_sha256": sha256, "seed_rule": rule,
             "pixel_rule": rule}
 
 
-def _checkpoint(cfg: TrainConfig, states: dict[str, dict[str, torch.Tensor]], origin: dict[str, str], path: Path,
-                remapped: bool = False) -> dict[str, Any]:
+def _module_for(key: str, cfg: TrainConfig, file: str | Path) -> nn.Module:
+    """The module a checkpoint key holds ("critic": the discriminator, else a generator), from the factory."""
+    try:
+        return build_discriminator(cfg.model) if key == "critic" else build_generator(cfg.model)
+    except ConfigError as err:
+        raise CheckpointError(f"{file}: {err}") from None
+
+
+def checkpoint_dict(cfg: TrainConfig, states: dict[str, dict[str, torch.Tensor]], origin: dict[str, str],
+                    path: Path, remapped: bool = False) -> dict[str, Any]:
     """Our checkpoint dict; every state dict is loaded into a freshly built module first, so a file whose tensors do
     not fit the architecture read from it fails here, in one line, not later."""
     out: dict[str, Any] = {"config": cfg.to_dict(), "step": 0, "classes": list(cfg.model.classes), "origin": origin}
     for key, theirs in states.items():
-        module = build_discriminator(cfg.model) if key == "critic" else build_generator(cfg.model)
+        module = _module_for(key, cfg, path)
         state = theirs if remapped else _ours(module, theirs, key, path)
         load_state_dict_checked(module, state, key, str(path))
         out[key] = state
@@ -355,7 +379,7 @@ def style_modules(state: dict[str, Any]) -> tuple[nn.Module, nn.Module, nn.Modul
         if state.get(key) is None:
             modules.append(None)
             continue
-        module = build_discriminator(cfg.model) if key == "critic" else build_generator(cfg.model)
+        module = _module_for(key, cfg, file)
         load_state_dict_checked(module, state[key], key, file)
         modules.append(module.eval())
     g, g_ema, d = modules

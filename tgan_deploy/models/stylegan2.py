@@ -4,8 +4,9 @@ and rosinality's files: foreign/convert.py maps both key layouts onto these laye
 
 Written for inference and export as well as training:
 - modulated convolution with the style applied to the activations and the demodulation after the convolution
-  (StyleGAN2 §2.2 / App. B shows both forms are equal): no per-sample weights, no batch-sized grouped conv, so the
-  batch stays dynamic in ONNX;
+  (StyleGAN2 eq. 1-3 scale the weights; a convolution is linear, so scaling input channel i by s_i and output
+  channel j by 1/sigma_j is the same product; NVlabs' fused_modconv=False path computes it this way too): no
+  per-sample weights, no batch-sized grouped conv, so the batch stays dynamic in ONNX;
 - FIR up/down-sampling with the [1,3,3,1] filter (normalised to sum 1, gain 4 when up-sampling) as plain pad +
   (transposed) convolution ops, no custom CUDA op; each resampling layer keeps its filter as a `resample_filter`
   buffer [4, 4] (stored normalised, as NVlabs stores it), read from the file like every other tensor;
@@ -30,6 +31,12 @@ FIR_TAPS = (1, 3, 3, 1)  # StyleGAN2's resampling filter (binomial, after Zhang 
 DEMOD_EPS = 1e-8  # eq. 3 of StyleGAN2: sigma_j = sqrt(sum w^2 + eps)
 RESNET_GAIN = math.sqrt(0.5)  # residual blocks add two branches, each scaled by sqrt(1/2) to keep the variance
 D_ARCHITECTURES = ("resnet", "orig")
+
+
+def nvlabs_widths(resolution: int, channel_base: int = 32768, channel_max: int = 512) -> list[int]:
+    """NVlabs' width rule, min(channel_base // res, channel_max) for res 4 ... resolution: `widths` for a model
+    built without a file (StyleGAN2-ADA's paper256 config: channel_base 16384, channel_max 512)."""
+    return [min(channel_base // 2**i, channel_max) for i in range(2, int(math.log2(resolution)) + 1)]
 
 
 def fir_filter(taps: Sequence[int | float]) -> torch.Tensor:
@@ -66,6 +73,9 @@ class SynthesisLayer(nn.Module):
     `equalized_weight`: rosinality multiplies the conv weight by 1/sqrt(fan_in) before modulating it (equalised
     learning rate); NVlabs does not (demodulation cancels the scale but for eps, and the scale sets the training
     step size). Keys: weight [out, in, 3, 3], bias, noise_strength [], noise_const [res, res], affine.*."""
+
+    noise_const: torch.Tensor
+    resample_filter: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False,
                  conv_clamp: float | None = None, resample_filter: Sequence[int] = FIR_TAPS,
@@ -121,6 +131,8 @@ class SynthesisBlock(nn.Module):
     """One resolution of the skip generator (StyleGAN2 Fig. 7b): [const | up-conv0], conv1, ToRGB added to the
     up-sampled image of the previous block. Uses num_conv + 1 ws: the ToRGB shares its w with the next block's
     first conv (NVlabs' w indexing; rosinality's too)."""
+
+    resample_filter: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  conv_clamp: float | None, resample_filter: Sequence[int], equalized_weight: bool) -> None:
@@ -216,6 +228,8 @@ class StyleGAN2Generator(nn.Module):
 class Conv2dLayer(nn.Module):
     """Equalised-lr convolution (weight * 1/sqrt(fan_in)), bias, activation, clamp; `down`: the FIR filter with
     padding k//2 + 1, then a stride-2 convolution (NVlabs' conv2d_resample(down=2), rosinality's Blur + conv)."""
+
+    resample_filter: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
                  activation: str = "linear", down: bool = False, conv_clamp: float | None = None,
