@@ -95,7 +95,8 @@ def one_line_error(call, match: str) -> str:  # type: ignore[no-untyped-def]
     ({"optim": {"ema_decay": -0.1}}, r"optim.ema_decay must be in \[0, 1\)"),
     ({"objective": {"gp_weight": -1}}, "objective.gp_weight must be >= 0"),
     ({"model": {"channels": 2}}, "model.channels = 2 is not valid"),
-    ({"model": {"arch": "stylegan2"}}, "model.arch stylegan2 needs model.style.generator"),
+    ({"model": {"arch": "stylegan3"}}, "model.arch stylegan3 needs model.style.generator"),  # stylegan2 trains here
+    ({"model": {"arch": "stylegan2", "resolution": 48}}, "model.resolution 48 is not one a stylegan2 can make"),
     ({"model": {"style": "big"}}, "'model.style': 'big' is not a valid dict"),
 ])
 def test_bad_values_fail_with_one_line(data: dict, match: str) -> None:

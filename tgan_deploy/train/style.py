@@ -23,23 +23,18 @@ from torch import nn
 
 from tgan_deploy.config import STYLE_ARCHS, ModelConfig, TrainConfig
 from tgan_deploy.errors import TganError
-from tgan_deploy.models.stylegan2 import StyleGAN2Generator
+from tgan_deploy.models.stylegan2 import StyleGAN2Generator, nvlabs_widths
 from tgan_deploy.train.distributed import Context
 
 PL_DECAY = 0.01  # StyleGAN2's moving-average rate of the path-length target a
 PL_BATCH_SHRINK = 2  # StyleGAN2 regularises path lengths on half the batch
 
 
-def widths(resolution: int, channel_base: int, channel_max: int) -> list[int]:
-    """Channels per resolution 4, 8, ..., resolution: min(channel_base // r, channel_max) (StyleGAN2-ADA)."""
-    return [min(channel_base // 2**i, channel_max) for i in range(2, int(math.log2(resolution)) + 1)]
-
-
 def style_kwargs(m: ModelConfig) -> dict[str, Any]:
     """model.style of a stylegan2 trained from scratch: the generator's and the discriminator trunk's
     constructor kwargs from the config keys (models/stylegan2.py; NVlabs' layer forms, equalised learning rate
     through unit-scale weights)."""
-    channels = widths(m.resolution, m.channel_base, m.channel_max)
+    channels = nvlabs_widths(m.resolution, m.channel_base, m.channel_max)
     return {
         "generator": {"z_dim": m.latent_dim, "w_dim": m.w_dim, "resolution": m.resolution, "channels": m.channels,
                       "widths": channels, "num_classes": m.num_classes, "mapping_layers": m.mapping_layers,
