@@ -32,11 +32,13 @@ def read_parent(source: str) -> dict[str, Any]:
     from tgan_deploy.checkpoint import checked_classes, load_checkpoint
     from tgan_deploy.errors import CheckpointError
 
-    try:
-        return load_checkpoint(source)
-    except CheckpointError:
-        if not Path(source).is_file():
-            raise
+    path = Path(source)
+    if not path.is_file() or _is_zip(path):  # ours (torch.save's zip) or a run directory, else a foreign pickle
+        try:
+            return load_checkpoint(source)
+        except CheckpointError:
+            if not path.is_file():
+                raise
     from tgan_deploy.foreign.convert import convert_file
 
     try:
@@ -49,6 +51,11 @@ def read_parent(source: str) -> dict[str, Any]:
     parent["classes"] = checked_classes(parent.get("classes"), model.num_classes, source)
     parent["path"] = source
     return parent
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
 
 
 def load_parent(cfg: TrainConfig) -> dict[str, Any]:
