@@ -70,6 +70,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path: Path) -> None
                             stderr=subprocess.DEVNULL, text=True)
     wait_for_records(killed, 3, proc)
     time.sleep(random.Random(0).uniform(0.0, 0.3))  # checkpoint_every=1: likely inside a checkpoint write
+    assert proc.poll() is None, "the run ended before it could be killed: make it longer"
     proc.kill()
     proc.wait()
     run_train(*args, "--out", str(killed), "--resume")
