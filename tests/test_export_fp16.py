@@ -33,7 +33,7 @@ def _overflowing_generator() -> torch.nn.Module:
 
 
 def _run(path: Path, z: np.ndarray) -> np.ndarray:
-    return parity_mod.onnxruntime_runner(path, "image", fp16_faithful=True)(z, None)
+    return parity_mod.onnxruntime_runner(path, "image", fp16_faithful=True)({"z": z})
 
 
 def test_overflowing_layer_is_kept_in_fp32(tmp_path: Path) -> None:

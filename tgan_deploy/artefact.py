@@ -52,6 +52,19 @@ class ArtefactMetadata:
     # "metrics"}; for best.pt the score that made it best), and the sha256 of the checkpoint it was fine-tuned from.
     source_evaluation: dict[str, Any] | None = None
     init_from_sha256: str = ""
+    # Style models (StyleGAN2/3 imported from NVlabs / rosinality files; docs/stylegan.md). Defaults: our models.
+    family: str = ""  # "" our reference models; "stylegan2" / "stylegan3"
+    source_format: str = ""  # "" ours; "nvlabs-pkl" / "rosinality-pt"
+    # "tgan": default_rng(s).standard_normal(dim); "nvlabs": np.random.RandomState(s).randn(1, dim)[0] (NVlabs
+    # generate.py / gen_images.py); both computed in float64 then cast to float32
+    seed_rule: str = "tgan"
+    # float image -> uint8: "tgan" = round((x + 1) * 127.5), clamped; "nvlabs" = clamp(x * 127.5 + 128, 0, 255)
+    # then truncated (NVlabs' generate.py)
+    pixel_rule: str = "tgan"
+    w_dim: int = 0
+    num_ws: int = 0
+    w_avg: list[float] = dataclasses.field(default_factory=list)  # the file's tracked mean of w
+    default_psi: float = 1.0
     format: str = ARTEFACT_FORMAT
 
     @property

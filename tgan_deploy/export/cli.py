@@ -1,4 +1,5 @@
-"""`tgan-export RUN_DIR|CHECKPOINT --out DIR`: ONNX (+fp16, TensorRT, TensorRT-RTX, Triton) with a parity report."""
+"""`tgan-export RUN_DIR|CHECKPOINT|FILE.pkl|FILE.pt --out DIR`: ONNX (+fp16, TensorRT, TensorRT-RTX, Triton) with a
+parity report; NVlabs / rosinality StyleGAN files are converted to our checkpoint first (docs/stylegan.md)."""
 
 from __future__ import annotations
 
@@ -45,13 +46,18 @@ from tgan_deploy.export.pipeline import ExportOptions, ParityFailed, run_export
 @click.option("--force", is_flag=True, help="Replace an existing --out (and Triton model folders of the same name).")
 @click.option("--opt-level", default=trt_mod.DEFAULT_OPT_LEVEL, show_default=True,
               help="TensorRT builder optimisation level 0..5 (higher: longer build, maybe faster engine).")
+@click.option("--psi", type=float, default=None,
+              help="Style models: StyleGAN truncation in w baked into generator.onnx (recorded as default_psi) "
+                   "[default: 1, the original G]; mapping.onnx and synthesis.onnx are never truncated.")
 @click.option("--parity-batches", default="1,7,64", show_default=True, callback=lambda _c, _p, v: _batches(v),
               help="Comma-separated batch sizes of the parity check (capped by the batch range).")
 def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batch: int, opt_batch: int | None,
          max_batch: int, opset: int, output: str, weights: str, triton_repo: Path | None, check: bool, force: bool,
-         opt_level: int, parity_batches: tuple[int, ...], checkpoint: str) -> None:
+         opt_level: int, parity_batches: tuple[int, ...], checkpoint: str, psi: float | None) -> None:
     """Export the generator of a checkpoint (or a run directory's best one, else its newest) and check it against
-    PyTorch.
+    PyTorch. SOURCE may also be an NVlabs StyleGAN2-ADA / StyleGAN3 snapshot (.pkl) or a rosinality StyleGAN2
+    checkpoint (.pt): it is read without executing anything, converted into --out/checkpoint.pt (fine-tune it
+    with tgan-train --init-from), and exported as generator.onnx, mapping.onnx and synthesis.onnx.
 
     Exit codes: 0 done; 1 parity failed (artefacts written for inspection); 2 bad input (nothing
     written); 3 a requested TensorRT/TensorRT-RTX engine cannot be built here (ONNX artefacts and the
@@ -60,7 +66,7 @@ def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batc
     opts = ExportOptions(source=source, out=out, fp16=fp16, trt=trt, trt_rtx=trt_rtx, min_batch=min_batch,
                          opt_batch=opt_batch, max_batch=max_batch, opset=opset, output=output, weights=weights,
                          triton_repo=triton_repo, check=check, force=force, opt_level=opt_level,
-                         parity_batches=parity_batches, checkpoint=checkpoint)
+                         parity_batches=parity_batches, checkpoint=checkpoint, psi=psi)
 
     def say(line: str) -> None:
         click.echo(line, err=True)
@@ -71,7 +77,7 @@ def main(source: Path, out: Path, fp16: bool, trt: bool, trt_rtx: bool, min_batc
         click.echo((out / "parity.md").read_text() if (out / "parity.md").is_file() else "")
         raise
     click.echo(report.markdown())
-    click.echo(f"wrote {out}: model.json, {', '.join(sorted(meta.files.values()))}", err=True)
+    click.echo(f"wrote {out}: model.json, {', '.join(sorted(set(meta.files.values())))}", err=True)
 
 
 def _batches(value: str) -> tuple[int, ...]:

@@ -50,23 +50,35 @@ def check_opset(opset: int) -> None:
                           f"{torch.__version__}, onnx {onnx.__version__}): choose {MIN_OPSET}..{top}")
 
 
-def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float -> uint8 [0, 255]: scale, round half to even (torch and ONNX Round agree), clamp, cast."""
+PIXEL_RULES = ("tgan", "nvlabs")  # ArtefactMetadata.pixel_rule
+
+
+def to_uint8(image: torch.Tensor, pixel_rule: str = "tgan") -> torch.Tensor:
+    """float image -> uint8 [0, 255] by the model's pixel rule.
+
+    "tgan": [-1, 1] scaled, rounded half to even (torch and ONNX Round agree), clamped, cast.
+    "nvlabs": NVlabs generate.py's `(x * 127.5 + 128).clamp(0, 255).to(torch.uint8)`; the cast truncates, which on
+    [0, 255] is floor: written as Floor so every backend's Cast (whose float->int rounding ONNX leaves open) agrees.
+    """
+    if pixel_rule == "nvlabs":
+        return (image * 127.5 + 128.0).clamp(0.0, 255.0).floor().to(torch.uint8)
     return ((image + 1.0) * 127.5).round().clamp(0.0, 255.0).to(torch.uint8)
 
 
 class UInt8Output(nn.Module):
     """The generator followed by `to_uint8`, so the exported graph emits ready-to-save pixels."""
 
-    def __init__(self, generator: nn.Module) -> None:
+    def __init__(self, generator: nn.Module, pixel_rule: str = "tgan") -> None:
         super().__init__()
         self.generator = generator
+        self.pixel_rule = pixel_rule
 
-    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        return to_uint8(self.generator(z) if label is None else self.generator(z, label))
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """`x`: the wrapped graph's first input (z, or a synthesis graph's ws); `label` when conditional."""
+        return to_uint8(self.generator(x) if label is None else self.generator(x, label), self.pixel_rule)
 
 
-def prepare_for_export(generator: nn.Module, output_dtype: str = "float32") -> nn.Module:
+def prepare_for_export(generator: nn.Module, output_dtype: str = "float32", pixel_rule: str = "tgan") -> nn.Module:
     """An eval() copy with every parametrisation (spectral norm) folded into plain weights."""
     model = copy.deepcopy(generator).eval()
     for module in model.modules():
@@ -75,7 +87,7 @@ def prepare_for_export(generator: nn.Module, output_dtype: str = "float32") -> n
             for name in list(parametrizations.keys()):
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     if output_dtype == "uint8":
-        model = UInt8Output(model).eval()
+        model = UInt8Output(model, pixel_rule).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -106,19 +118,26 @@ def export_onnx(model: nn.Module, path: Path, latent_dim: int, output_name: str,
     """Export `model` (from `prepare_for_export`) to `path` with a dynamic batch axis; check it; return it.
 
     `num_classes` > 0: the model is class-conditional and the graph gets the `label` input too."""
+    example = {INPUT_NAME: torch.randn(EXPORT_BATCH, latent_dim)}
+    if num_classes > 0:
+        example[LABEL_NAME] = torch.arange(EXPORT_BATCH) % num_classes
+    return export_graph(model, path, example, output_name, opset, max_batch)
+
+
+def export_graph(model: nn.Module, path: Path, example: dict[str, torch.Tensor], output_name: str,
+                 opset: int = DEFAULT_OPSET, max_batch: int = 1 << 16) -> onnx.ModelProto:
+    """Export `model(*example.values())` to `path`: inputs named as `example`'s keys (each with a batch of
+    EXPORT_BATCH, made dynamic), one output `output_name`; check the graph; return it."""
     check_opset(opset)
     weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     external = weight_bytes > SINGLE_FILE_LIMIT
     batch = torch.export.Dim("batch", min=1, max=max(max_batch, EXPORT_BATCH))
-    example: tuple[torch.Tensor, ...] = (torch.randn(EXPORT_BATCH, latent_dim),)
-    if num_classes > 0:
-        example += (torch.arange(EXPORT_BATCH) % num_classes,)
-    names = input_names(num_classes)
+    names = list(example)
     try:
         with _quiet_exporter(), torch.no_grad():
-            torch.onnx.export(model, example, str(path), input_names=names, output_names=[output_name],
-                              dynamic_shapes=tuple({0: batch} for _ in names), opset_version=opset,
-                              external_data=external, dynamo=True, verbose=False)
+            torch.onnx.export(model, tuple(example.values()), str(path), input_names=names,
+                              output_names=[output_name], dynamic_shapes=tuple({0: batch} for _ in names),
+                              opset_version=opset, external_data=external, dynamo=True, verbose=False)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExportError(f"torch.onnx.export failed ({first[:200]}): check torch/onnxscript versions "
@@ -127,28 +146,31 @@ def export_onnx(model: nn.Module, path: Path, latent_dim: int, output_name: str,
     if written != opset:
         raise ExportError(f"--opset {opset} cannot be written by the installed exporter (it wrote opset "
                           f"{written}): choose {MIN_OPSET}..{max_supported_opset()}")
-    return check_graph(path, output_name, num_classes)
+    return check_graph(path, output_name, inputs=names)
 
 
 def written_opset(model: onnx.ModelProto) -> int:
     return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def check_graph(path: Path, output_name: str, num_classes: int = 0) -> onnx.ModelProto:
-    """onnx.checker + strict shape inference; inputs and output are named, `label` is int64, the batch is symbolic."""
+def check_graph(path: Path, output_name: str, num_classes: int = 0, inputs: list[str] | None = None
+                ) -> onnx.ModelProto:
+    """onnx.checker + strict shape inference; inputs (`inputs`, default the generator's) and output are named,
+    `label` is int64, the batch is symbolic."""
     try:
         onnx.checker.check_model(str(path), full_check=True)  # by path: works for models with external data
         model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
     except Exception as exc:
         raise ExportError(f"exported graph {path.name} fails the ONNX checker ({str(exc)[:200]})") from exc
-    inputs = [i.name for i in model.graph.input]
+    found = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
-    expected = input_names(num_classes)
-    if inputs != expected or outputs != [output_name]:
-        raise ExportError(f"exported graph has inputs {inputs} / outputs {outputs}, expected "
+    expected = input_names(num_classes) if inputs is None else inputs
+    if found != expected or outputs != [output_name]:
+        raise ExportError(f"exported graph has inputs {found} / outputs {outputs}, expected "
                           f"{expected} / [{output_name!r}]")
-    if num_classes > 0 and model.graph.input[1].type.tensor_type.elem_type != onnx.TensorProto.INT64:
-        raise ExportError(f"exported graph's {LABEL_NAME!r} input is not int64")
+    for value in model.graph.input:
+        if value.name == LABEL_NAME and value.type.tensor_type.elem_type != onnx.TensorProto.INT64:
+            raise ExportError(f"exported graph's {LABEL_NAME!r} input is not int64")
     for value in (*model.graph.input, model.graph.output[0]):
         if value.type.tensor_type.shape.dim[0].HasField("dim_value"):
             raise ExportError(f"exported graph fixed the batch axis of {value.name!r}: export needs a dynamic batch")

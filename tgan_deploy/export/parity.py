@@ -37,7 +37,8 @@ UINT8_MAX_ABS = 1.0
 FP16_MIN_PSNR = 40.0
 PARITY_JSON, PARITY_MD = "parity.json", "parity.md"
 
-Runner = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (z, labels or None) -> output
+Runner = Callable[[dict[str, np.ndarray]], np.ndarray]  # graph inputs by name -> output
+Feeds = Callable[[int], dict[str, np.ndarray]]  # batch -> graph inputs by name (in the graph's input order)
 
 
 @dataclasses.dataclass
@@ -141,21 +142,21 @@ def onnxruntime_runner(path: Path, output_name: str, *, fp16_faithful: bool = Fa
         model = with_all_outputs(onnx.load(str(path)))[0].SerializeToString()
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-    def run(z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        return np.asarray(session.run([output_name], feeds(z, labels))[0])
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(session.run([output_name], inputs)[0])
 
     return run
 
 
-def reference(model: nn.Module, z: np.ndarray, output_dtype: str, device: str,
-              labels: np.ndarray | None = None) -> np.ndarray:
-    """Eager PyTorch output for latents `z` (and `labels`), post-processed like the export (uint8) when asked."""
+def reference(model: nn.Module, inputs: dict[str, np.ndarray], output_dtype: str, device: str,
+              pixel_rule: str = "tgan") -> np.ndarray:
+    """Eager PyTorch output for the graph inputs (positional, in order), post-processed like the export (uint8 by
+    `pixel_rule`) when asked."""
     with torch.no_grad(), _no_tf32():
         model = model.to(device)
-        inputs = [torch.from_numpy(z).to(device)] + ([] if labels is None else [torch.from_numpy(labels).to(device)])
-        out = model(*inputs)
+        out = model(*(torch.from_numpy(a).to(device) for a in inputs.values()))
         if output_dtype == "uint8":
-            out = to_uint8(out)
+            out = to_uint8(out, pixel_rule)
     return out.cpu().numpy()
 
 
@@ -183,7 +184,7 @@ def compare(ref: np.ndarray, out: np.ndarray, *, precision: str, output_dtype: s
     mse = float(np.mean((out64 - ref64) ** 2)) if nonfinite == 0 else math.inf
     if output_dtype == "uint8":
         peak = 255.0
-    elif kind == "points":
+    elif kind in ("points", "ws"):  # no fixed range: the reference's own
         peak = float(np.ptp(ref64)) or 1.0
     else:
         peak = 2.0
@@ -201,9 +202,17 @@ def compare(ref: np.ndarray, out: np.ndarray, *, precision: str, output_dtype: s
             "tolerance": tolerance, "status": "pass" if ok else "fail"}
 
 
+def latent_feeds(latent_dim: int, num_classes: int = 0) -> Feeds:
+    """The generator's parity inputs: `latents(range(batch))`, labels `seed % num_classes` when conditional."""
+    return lambda batch: feeds(latents(range(batch), latent_dim), cycled_labels(batch, num_classes))
+
+
 def run_parity(model: nn.Module, artefacts: Sequence[Artefact], *, latent_dim: int, batches: Sequence[int],
-               output_dtype: str, kind: str, num_classes: int = 0) -> ParityReport:
-    """`model`: the float generator as exported (eval copy, uint8 post-processing NOT included)."""
+               output_dtype: str, kind: str, num_classes: int = 0, inputs: Feeds | None = None,
+               pixel_rule: str = "tgan") -> ParityReport:
+    """`model`: the float graph as exported (eval copy, uint8 post-processing NOT included); `inputs`: its parity
+    inputs per batch (default: the generator's latents and labels)."""
+    inputs = inputs or latent_feeds(latent_dim, num_classes)
 
     rows: list[ParityRow] = []
     notes: list[str] = []
@@ -216,16 +225,27 @@ def run_parity(model: nn.Module, artefacts: Sequence[Artefact], *, latent_dim: i
                 notes.append(f"{art.file}: {art.note}")
             continue
         for batch in batches:
-            z, labels = latents(range(batch), latent_dim), cycled_labels(batch, num_classes)
+            given = inputs(batch)
             if (batch, art.device) not in references:
-                references[batch, art.device] = reference(model, z, output_dtype, art.device, labels)
+                references[batch, art.device] = reference(model, given, output_dtype, art.device, pixel_rule)
             ref = references[batch, art.device]
-            metrics = compare(ref, art.runner(z, labels), precision=art.precision, output_dtype=output_dtype,
+            metrics = compare(ref, art.runner(given), precision=art.precision, output_dtype=output_dtype,
                               kind=kind)
             rows.append(ParityRow(art.file, art.backend, art.precision, batch, **metrics))
         if art.note:
             notes.append(f"{art.file}: {art.note}")
     if output_dtype == "uint8":
-        notes.append("uint8 output: the reference applies the same post-processing in torch (scale, round half "
-                     "to even, clamp, cast); an off-by-one at a rounding boundary is allowed.")
+        rule = ("x * 127.5 + 128, clamp, truncate (NVlabs)" if pixel_rule == "nvlabs"
+                else "scale, round half to even, clamp, cast")
+        notes.append(f"uint8 output: the reference applies the same post-processing in torch ({rule}); an "
+                     "off-by-one at a rounding boundary is allowed.")
     return ParityReport(output_dtype, kind, list(batches), rows, notes, num_classes)
+
+
+def combine(reports: Sequence[ParityReport]) -> ParityReport:
+    """One report of several graphs' reports (a style model's generator, mapping and synthesis); the first
+    report's output dtype and kind head it."""
+    first = reports[0]
+    notes = list(dict.fromkeys(n for r in reports for n in r.notes))
+    return ParityReport(first.output_dtype, first.kind, first.batches, [row for r in reports for row in r.rows],
+                        notes, first.num_classes)

@@ -19,19 +19,25 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 from tgan_deploy.artefact import ArtefactMetadata
-from tgan_deploy.checkpoint import BEST_FILE, CHECKPOINT_DIR, CHOICES, load_generator
+from tgan_deploy.checkpoint import BEST_FILE, CHECKPOINT_DIR, CHOICES, load_generator, save_checkpoint
+from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.export import fp16 as fp16_mod
+from tgan_deploy.export import graphs as graphs_mod
 from tgan_deploy.export import onnx as onnx_mod
 from tgan_deploy.export import parity as parity_mod
+from tgan_deploy.export import sources
 from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export import triton as triton_mod
 from tgan_deploy.export.metadata import build_metadata, write_model_json
 from tgan_deploy.io import write_json_atomic
 
-ONNX_FILE, FP16_FILE, FP16_REPORT = "generator.onnx", "generator.fp16.onnx", "fp16.json"
+FP16_REPORT = "fp16.json"
 MAX_OPT_LEVEL = 5
 
 
@@ -58,6 +64,7 @@ class ExportOptions:
     opt_level: int = trt_mod.DEFAULT_OPT_LEVEL
     parity_batches: tuple[int, ...] = parity_mod.DEFAULT_BATCHES  # capped by the batch range
     checkpoint: str = "auto"  # of a run directory: "auto" (best.pt, else newest), "best", "last", or a file
+    psi: float | None = None  # style models: truncation baked into generator.onnx (None: 1, the original G)
 
     @property
     def batch_profile(self) -> tuple[int, int, int]:
@@ -127,89 +134,49 @@ def _share_like_umask(folder: Path) -> None:
 def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[ArtefactMetadata, parity_mod.ParityReport]:
     """Do the export; raise ParityFailed / EngineUnavailable AFTER --out is complete, TganError before."""
     validate(opts)
-    generator, cfg, state = load_generator(chosen_checkpoint(opts), opts.weights, which=_which(opts.checkpoint))
-    points = cfg.model.arch == "mlp"
-    if points and opts.output == "uint8":
-        raise TganError(f"--output uint8 is for image generators; {state['path']} is a 2-D toy generator "
-                        "(arch mlp): export it with --output float")
-    output_dtype = "float32" if points else opts.output_dtype
-    meta = build_metadata(cfg, state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
-                          batch_profile=opts.batch_profile)
-    triton_models: dict[str, Path] = {}
+    source = chosen_checkpoint(opts)
+    foreign = sources.foreign_format(source)
+    converted = sources.convert_foreign(source) if foreign else None  # refusals happen here: nothing written
     if opts.triton_repo is not None:
         planned = ["onnx", *(["onnx_fp16"] if opts.fp16 else []), *(["tensorrt"] if opts.trt else [])]
         triton_mod.check_free(opts.triton_repo, list(triton_mod.model_names(dict.fromkeys(planned, Path()))),
                               opts.force)
-    classes = f", {meta.num_classes} classes" if meta.conditional else ""
-    say(f"exporting {state['path']} (step {state.get('step')}, {meta.weights} weights, "
-        f"{'points' if points else f'{cfg.model.resolution} px'}{classes}) -> {opts.out}")
-    if meta.source_evaluation:
-        e = meta.source_evaluation
-        say(f"  {'the best' if Path(state['path']).name == BEST_FILE else 'its'} evaluation: {e['metric']} "
-            f"{e['value']:.4g} at step {e['step']} ({e['feature_space']})")
     unavailable: list[str] = []
     with staging_dir(opts.out) as stage:
-        reference = onnx_mod.prepare_for_export(generator)
-        exported = onnx_mod.prepare_for_export(generator, output_dtype)
-        onnx_mod.export_onnx(exported, stage / ONNX_FILE, meta.latent_dim, meta.output_name, opts.opset,
-                             max_batch=opts.max_batch, num_classes=meta.num_classes)
-        meta.files["onnx"] = ONNX_FILE
-        artefacts = [parity_mod.Artefact("onnx", ONNX_FILE, "fp32", "onnxruntime-cpu",
-                                         parity_mod.onnxruntime_runner(stage / ONNX_FILE, meta.output_name))]
-        say(f"  wrote {ONNX_FILE} (opset {opts.opset}, dynamic batch)")
-        engine_source = stage / ONNX_FILE
-        if opts.fp16:
-            result = fp16_mod.convert_fp16(stage / ONNX_FILE, stage / FP16_FILE, latent_dim=meta.latent_dim,
-                                           peak=_psnr_peak(meta), num_classes=meta.num_classes)
-            onnx_mod.check_graph(stage / FP16_FILE, meta.output_name, meta.num_classes)
-            write_json_atomic(stage / FP16_REPORT, result.to_dict())
-            meta.files.update(onnx_fp16=FP16_FILE, fp16_report=FP16_REPORT)
-            artefacts.append(parity_mod.Artefact(
-                "onnx_fp16", FP16_FILE, "fp16", "onnxruntime-cpu",
-                parity_mod.onnxruntime_runner(stage / FP16_FILE, meta.output_name, fp16_faithful=True),
-                note="run on ONNX Runtime's CPU provider with every intermediate tensor kept (rounded to fp16 "
-                     "between nodes as on a GPU; CPU kernels compute through casts)"))
-            blocked = ", ".join(result.blocked) or "none"
-            say(f"  wrote {FP16_FILE} (kept in fp32 by measurement: {blocked}; calibration PSNR "
-                f"{result.psnr_db:.1f} dB)")
-            engine_source = stage / FP16_FILE
-        precision = "fp16" if opts.fp16 else "fp32"
-        for target, wanted in (("tensorrt", opts.trt), ("tensorrt-rtx", opts.trt_rtx)):
-            if not wanted:
-                continue
-            try:
-                build = trt_mod.build_engine(engine_source, stage, engine_source.stem, target=target,
-                                             batch_profile=opts.batch_profile, latent_dim=meta.latent_dim,
-                                             conditional=meta.conditional, opt_level=opts.opt_level,
-                                             cache_from=_old_cache(opts, target))
-            except trt_mod.EngineUnavailable as exc:
-                unavailable.append(str(exc))
-                say(f"  {target} engine NOT built: {exc}")
-                continue
-            role = target.replace("-", "_")
-            meta.files[role] = build.plan.name
-            if build.timing_cache is not None:
-                meta.files[f"{role}_timing_cache"] = build.timing_cache.name
-            runner, note = None, "built, not run: TensorRT-RTX engines run on RTX GPUs only"
-            if target == "tensorrt":
-                runner, note = trt_mod.engine_runner(build.plan), ""
-            artefacts.append(parity_mod.Artefact(role, build.plan.name, precision, target, runner,
-                                                 device="cuda" if runner else "cpu", note=note))
-            say(f"  wrote {build.plan.name} ({build.size_bytes / 2**20:.1f} MiB, built in {build.seconds:.1f} s)")
+        if converted is not None:
+            save_checkpoint(stage / sources.CONVERTED_CHECKPOINT, converted)
+            source = stage / sources.CONVERTED_CHECKPOINT
+        generator, cfg, state = load_generator(source, opts.weights, which=_which(opts.checkpoint))
+        meta, graphs = _plan(opts, generator, cfg, state)
+        if converted is not None:
+            meta.files["checkpoint"] = sources.CONVERTED_CHECKPOINT
+        _announce(opts, meta, cfg, state, say)
+        artefacts: dict[str, list[parity_mod.Artefact]] = {}
+        fp16_reports: dict[str, dict[str, object]] = {}
+        for graph in graphs:
+            artefacts[graph.name] = _export_graph(opts, graph, stage, meta, fp16_reports, unavailable, say)
+        if fp16_reports:
+            report_json = fp16_reports["generator"] if len(graphs) == 1 else fp16_reports
+            write_json_atomic(stage / FP16_REPORT, report_json)
+            meta.files["fp16_report"] = FP16_REPORT
         batches = parity_mod.batch_sizes(opts.min_batch, opts.max_batch, opts.parity_batches)
-        say(f"  parity: PyTorch eager vs {len(artefacts)} artefact(s) at batch {', '.join(map(str, batches))}")
-        report = parity_mod.run_parity(reference, artefacts, latent_dim=meta.latent_dim, batches=batches,
-                                       output_dtype=output_dtype, kind=meta.kind, num_classes=meta.num_classes)
+        count = sum(len(a) for a in artefacts.values())
+        say(f"  parity: PyTorch eager vs {count} artefact(s) at batch {', '.join(map(str, batches))}")
+        report = parity_mod.combine([
+            parity_mod.run_parity(g.reference, artefacts[g.name], latent_dim=meta.latent_dim, batches=batches,
+                                  output_dtype=g.output_dtype, kind=g.kind, num_classes=meta.num_classes,
+                                  inputs=g.inputs, pixel_rule=meta.pixel_rule)
+            for g in graphs])
+        if len(graphs) > 1:
+            report.notes.append("synthesis: its ws are the eager mapping network's of the same latents (labels)")
         report.write(stage)
         meta.files.update(parity=parity_mod.PARITY_JSON, parity_table=parity_mod.PARITY_MD)
-        for role in ("onnx", "onnx_fp16"):
-            if role in meta.files:
-                onnx_mod.stamp_metadata(stage / meta.files[role], meta)
+        for file in {name for name in meta.files.values() if name.endswith(".onnx")}:
+            onnx_mod.stamp_metadata(stage / file, meta)
         write_model_json(stage, meta)
         if opts.triton_repo is not None:
-            for role in ("onnx", "onnx_fp16", "tensorrt"):
-                if role in meta.files:
-                    triton_models[role] = stage / meta.files[role]
+            triton_models: dict[str, Path] = {role: stage / meta.files[role]
+                                              for role in ("onnx", "onnx_fp16", "tensorrt") if role in meta.files}
             _write_triton(opts.triton_repo, triton_models, meta, opts.max_batch)
         replace_dir(stage, opts.out)
     if not report.passed and opts.check:
@@ -219,6 +186,99 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         raise trt_mod.EngineUnavailable(f"{'; '.join(unavailable)} -- the ONNX artefacts and parity report are "
                                         f"complete in {opts.out}")
     return meta, report
+
+
+def _plan(opts: ExportOptions, generator: nn.Module, cfg: TrainConfig, state: dict[str, Any]
+          ) -> tuple[ArtefactMetadata, list[graphs_mod.Graph]]:
+    """The metadata and the graphs to write for this generator (one for our reference models, three for style
+    models); one-line errors for options the model cannot take."""
+    points = cfg.model.arch == "mlp"
+    style = cfg.model.arch in graphs_mod.STYLE_ARCHS
+    if points and opts.output == "uint8":
+        raise TganError(f"--output uint8 is for image generators; {state['path']} is a 2-D toy generator "
+                        "(arch mlp): export it with --output float")
+    if opts.psi is not None and not style:
+        raise TganError(f"--psi is StyleGAN truncation in w; {state['path']} (arch {cfg.model.arch}) has no "
+                        "mapping network: leave --psi out")
+    output_dtype = "float32" if points else opts.output_dtype
+    meta = build_metadata(cfg, state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
+                          batch_profile=opts.batch_profile)
+    if not style:
+        return meta, [graphs_mod.reference_graph(generator, meta)]
+    psi = 1.0 if opts.psi is None else opts.psi
+    fields = graphs_mod.style_fields(generator, state.get("origin"), cfg.model.arch, psi)
+    meta = dataclasses.replace(meta, **fields)  # type: ignore[arg-type]
+    return meta, graphs_mod.style_graphs(generator, meta)
+
+
+def _announce(opts: ExportOptions, meta: ArtefactMetadata, cfg: TrainConfig, state: dict[str, Any],
+              say: Callable[[str], None]) -> None:
+    classes = f", {meta.num_classes} classes" if meta.conditional else ""
+    what = "points" if meta.kind == "points" else f"{cfg.model.resolution} px"
+    if meta.source_format:
+        say(f"exporting {opts.source} ({meta.source_format}, {meta.family}, converted to "
+            f"{sources.CONVERTED_CHECKPOINT}; {meta.weights} weights, {what}{classes}, psi {meta.default_psi:g}) "
+            f"-> {opts.out}")
+        return
+    say(f"exporting {state['path']} (step {state.get('step')}, {meta.weights} weights, {what}{classes}) "
+        f"-> {opts.out}")
+    if meta.source_evaluation:
+        e = meta.source_evaluation
+        say(f"  {'the best' if Path(state['path']).name == BEST_FILE else 'its'} evaluation: {e['metric']} "
+            f"{e['value']:.4g} at step {e['step']} ({e['feature_space']})")
+
+
+def _export_graph(opts: ExportOptions, graph: graphs_mod.Graph, stage: Path, meta: ArtefactMetadata,
+                  fp16_reports: dict[str, dict[str, object]], unavailable: list[str], say: Callable[[str], None]
+                  ) -> list[parity_mod.Artefact]:
+    """One graph: ONNX fp32 (+ fp16) (+ engines); its files into `meta.files`; the artefacts to check."""
+    onnx_mod.export_graph(graph.exported, stage / graph.file, graph.example, graph.output_name, opts.opset,
+                          max_batch=opts.max_batch)
+    meta.files.update(dict.fromkeys(graph.roles, graph.file))
+    artefacts = [parity_mod.Artefact(graph.roles[0], graph.file, "fp32", "onnxruntime-cpu",
+                                     parity_mod.onnxruntime_runner(stage / graph.file, graph.output_name))]
+    say(f"  wrote {graph.file} (opset {opts.opset}, dynamic batch)")
+    engine_source = stage / graph.file
+    if opts.fp16:
+        result = fp16_mod.convert_fp16(stage / graph.file, stage / graph.fp16_file, latent_dim=meta.latent_dim,
+                                       peak=graph.fp16_peak, num_classes=meta.num_classes,
+                                       calibration=graph.calibration())
+        onnx_mod.check_graph(stage / graph.fp16_file, graph.output_name, inputs=list(graph.example))
+        fp16_reports[graph.name] = result.to_dict()
+        meta.files.update(dict.fromkeys(graph.fp16_roles, graph.fp16_file))
+        artefacts.append(parity_mod.Artefact(
+            graph.fp16_roles[0], graph.fp16_file, "fp16", "onnxruntime-cpu",
+            parity_mod.onnxruntime_runner(stage / graph.fp16_file, graph.output_name, fp16_faithful=True),
+            note="run on ONNX Runtime's CPU provider with every intermediate tensor kept (rounded to fp16 "
+                 "between nodes as on a GPU; CPU kernels compute through casts)"))
+        blocked = ", ".join(result.blocked) or "none"
+        say(f"  wrote {graph.fp16_file} (kept in fp32 by measurement: {blocked}; calibration PSNR "
+            f"{result.psnr_db:.1f} dB)")
+        engine_source = stage / graph.fp16_file
+    precision = "fp16" if opts.fp16 else "fp32"
+    for target, wanted in (("tensorrt", opts.trt), ("tensorrt-rtx", opts.trt_rtx)):
+        if not wanted:
+            continue
+        try:
+            build = trt_mod.build_engine(engine_source, stage, engine_source.stem, target=target,
+                                         batch_profile=opts.batch_profile, opt_level=opts.opt_level,
+                                         cache_from=_old_cache(opts, target), input_shapes=graph.input_shapes)
+        except trt_mod.EngineUnavailable as exc:
+            if str(exc) not in unavailable:
+                unavailable.append(str(exc))
+                say(f"  {target} engine NOT built: {exc}")
+            continue
+        role = graph.engine_role(target)
+        meta.files[role] = build.plan.name
+        if build.timing_cache is not None:
+            meta.files[f"{target.replace('-', '_')}_timing_cache"] = build.timing_cache.name
+        runner, note = None, "built, not run: TensorRT-RTX engines run on RTX GPUs only"
+        if target == "tensorrt":
+            runner, note = trt_mod.engine_runner(build.plan), ""
+        artefacts.append(parity_mod.Artefact(role, build.plan.name, precision, target, runner,
+                                             device="cuda" if runner else "cpu", note=note))
+        say(f"  wrote {build.plan.name} ({build.size_bytes / 2**20:.1f} MiB, built in {build.seconds:.1f} s)")
+    return artefacts
 
 
 def _which(choice: str) -> str:
@@ -232,12 +292,6 @@ def chosen_checkpoint(opts: ExportOptions) -> Path:
     given = Path(opts.checkpoint)
     inside = opts.source / CHECKPOINT_DIR / given
     return inside if not given.exists() and opts.source.is_dir() and inside.is_file() else given
-
-
-def _psnr_peak(meta: ArtefactMetadata) -> float | None:
-    if meta.kind == "points":
-        return None  # the reference's own value range
-    return 255.0 if meta.output_dtype == "uint8" else 2.0
 
 
 def _old_cache(opts: ExportOptions, target: str) -> Path | None:

@@ -103,10 +103,13 @@ def _collecting_logger(trt: ModuleType) -> object:
 
 
 def build_engine(onnx_path: Path, out_dir: Path, stem: str, *, target: str, batch_profile: tuple[int, int, int],
-                 latent_dim: int, conditional: bool = False, opt_level: int = DEFAULT_OPT_LEVEL,
-                 cache_from: Path | None = None) -> EngineBuild:
+                 latent_dim: int = 0, conditional: bool = False, opt_level: int = DEFAULT_OPT_LEVEL,
+                 cache_from: Path | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None
+                 ) -> EngineBuild:
     """Parse `onnx_path`, build a serialized engine with one dynamic-batch profile, write it into `out_dir`.
     `conditional`: the graph has the int64 `label` [batch] input too, profiled over the same batch range.
+    `input_shapes`: the inputs' shapes without the batch axis, for graphs whose inputs are not the generator's
+    (`z` [latent_dim] [, `label` []]), e.g. a synthesis graph's `ws` [num_ws, w_dim].
 
     TensorRT: built for GPU 0; its timing cache is read from `cache_from` (or `out_dir`) when present and
     written back beside the engine, so a rebuild reuses measured tactics. TensorRT-RTX: built ahead of time
@@ -137,9 +140,10 @@ def build_engine(onnx_path: Path, out_dir: Path, stem: str, *, target: str, batc
     config.builder_optimization_level = opt_level
     profile = builder.create_optimization_profile()
     lo, opt, hi = batch_profile
-    profile.set_shape(INPUT_NAME, trt.Dims([lo, latent_dim]), trt.Dims([opt, latent_dim]), trt.Dims([hi, latent_dim]))
-    if conditional:
-        profile.set_shape(LABEL_NAME, trt.Dims([lo]), trt.Dims([opt]), trt.Dims([hi]))
+    if input_shapes is None:
+        input_shapes = {INPUT_NAME: (latent_dim,), **({LABEL_NAME: ()} if conditional else {})}
+    for name, dims in input_shapes.items():
+        profile.set_shape(name, trt.Dims([lo, *dims]), trt.Dims([opt, *dims]), trt.Dims([hi, *dims]))
     config.add_optimization_profile(profile)
     cache_file: Path | None = None
     if rtx:
@@ -179,8 +183,8 @@ def _set_rtx_compute_targets(module: ModuleType, config: object) -> str:
     return "-".join(n.lower() for n in targets)
 
 
-def engine_runner(plan: Path, target: str = "tensorrt") -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
-    """A callable (latents, labels or None) -> output running the engine on GPU 0 through torch CUDA tensors
+def engine_runner(plan: Path, target: str = "tensorrt") -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """A callable (graph inputs by name) -> output running the engine on GPU 0 through torch CUDA tensors
     (TensorRT only).
 
     UNVERIFIED here (no GPU, no TensorRT): written against the TensorRT 10/11 Python API
@@ -205,8 +209,7 @@ def engine_runner(plan: Path, target: str = "tensorrt") -> Callable[[np.ndarray,
     dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.UINT8: torch.uint8}
     out_dtype = dtypes[engine.get_tensor_dtype(output)]
 
-    def run(z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        inputs = {INPUT_NAME: z} if labels is None else {INPUT_NAME: z, LABEL_NAME: labels}
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         on_gpu = {name: torch.from_numpy(np.ascontiguousarray(a)).to("cuda") for name, a in inputs.items()}
         for name, tensor in on_gpu.items():
             context.set_input_shape(name, tuple(tensor.shape))

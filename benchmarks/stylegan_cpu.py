@@ -1,0 +1,176 @@
+"""StyleGAN2 on the CPU: ONNX Runtime on our exported generator.onnx against our torch model in eager mode.
+
+The model is StyleGAN2-ADA's paper256 configuration (channel_base 16384, channel_max 512, z = w = 512, 8 mapping
+layers, 256 px, conv_clamp 256), with random weights built by our module (tgan_deploy/models/stylegan2.py): the
+speed does not depend on the weights, so no file is needed. One process, one run: batch-1 latency (median of
+--rounds single-image calls) and batch-8 throughput (median of --rounds calls), for both backends, after warm-up
+calls, on the threads torch and ONNX Runtime would use by default (every core). Ratios are from this one run.
+
+FLOP floor: 2 x the multiply-adds of the convolutions and dense layers, from the layer shapes (the up-sampling
+convs counted at their input resolution, as a stride-2 transposed conv computes them; the FIR filters and
+element-wise ops left out): ~30 GFLOP per image at paper256. "share of peak" divides the achieved FLOP/s by the
+cores' fp32 peak, cores x clock (lscpu's max, else /proc/cpuinfo's) x 32 FLOP/cycle (two 256-bit FMA pipes),
+an assumption written into the result.
+
+Run it alone on a quiet machine (other jobs distort timings 5-10x):
+
+    PYTHONPATH=. OMP_NUM_THREADS= python benchmarks/stylegan_cpu.py
+    PYTHONPATH=. python benchmarks/stylegan_cpu.py --resolution 16 --channel-max 16 --rounds 1 --no-write  # check
+
+Writes benchmarks/results/stylegan-cpu.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tgan_deploy.export import onnx as onnx_mod
+from tgan_deploy.export.graphs import TruncatedGenerator
+from tgan_deploy.io import write_json_atomic, write_text_atomic
+from tgan_deploy.models.stylegan2 import StyleGAN2Generator, SynthesisLayer, ToRGBLayer
+from tgan_deploy.models.stylegan_layers import FullyConnectedLayer
+
+RESULTS = Path(__file__).parent / "results"
+FLOP_PER_CYCLE = 32  # fp32, two 256-bit FMA pipes per core (AVX2 Zen/Intel; Zen 4 runs AVX-512 as 2x256)
+
+
+def paper256_widths(resolution: int, channel_base: int, channel_max: int) -> list[int]:
+    """StyleGAN2-ADA's channels per resolution: min(channel_base // res, channel_max) for res 4 .. resolution."""
+    return [min(channel_base // 2**i, channel_max) for i in range(2, resolution.bit_length())]
+
+
+def flops_per_image(g: StyleGAN2Generator) -> float:
+    """2 x multiply-adds of every conv / dense layer of one image, from the layer shapes."""
+    macs = sum(fc.weight.numel() for fc in g.modules() if isinstance(fc, FullyConnectedLayer))  # mapping, affines
+    for res, block in zip(g.synthesis.resolutions, g.synthesis.blocks(), strict=True):
+        for layer in block.children():
+            if isinstance(layer, SynthesisLayer):  # up: a stride-2 transposed conv over the input resolution
+                macs += layer.weight.numel() * ((res // 2) ** 2 if layer.up else res**2)
+            elif isinstance(layer, ToRGBLayer):
+                macs += layer.weight.numel() * res**2
+    return 2.0 * macs
+
+
+def cpu_peak_gflops() -> tuple[float | None, str]:
+    """cores x max MHz x FLOP_PER_CYCLE from lscpu, and lscpu's model line (None where lscpu says no clock)."""
+    try:
+        info = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None, "lscpu unavailable"
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    model = fields.get("Model name", "?")
+    mhz = fields.get("CPU max MHz") or fields.get("CPU MHz") or _cpuinfo_mhz()
+    cores = len(os.sched_getaffinity(0))
+    if not mhz:
+        return None, model
+    return cores * float(mhz) * 1e6 * FLOP_PER_CYCLE / 1e9, model
+
+
+def _cpuinfo_mhz() -> str | None:
+    """The clock /proc/cpuinfo reports (virtual machines often hide lscpu's max MHz)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("cpu MHz")), None)
+
+
+def timed(fn: Callable[[], Any], rounds: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def export(generator: nn.Module, folder: Path) -> Path:
+    path = folder / "generator.onnx"
+    model = TruncatedGenerator(onnx_mod.prepare_for_export(generator), 1.0).eval()
+    onnx_mod.export_graph(model, path, {"z": torch.randn(onnx_mod.EXPORT_BATCH, generator.z_dim)}, "image")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--channel-base", type=int, default=16384)
+    parser.add_argument("--channel-max", type=int, default=512)
+    parser.add_argument("--z-dim", type=int, default=512)
+    parser.add_argument("--mapping-layers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--no-write", action="store_true", help="print only (the tiny check run)")
+    args = parser.parse_args()
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    widths = paper256_widths(args.resolution, args.channel_base, args.channel_max)
+    generator = StyleGAN2Generator(z_dim=args.z_dim, w_dim=args.z_dim, resolution=args.resolution, channels=3,
+                                   widths=widths, mapping_layers=args.mapping_layers, conv_clamp=256).eval()
+    flops = flops_per_image(generator)
+    rng = np.random.default_rng(0)
+    z = {b: rng.standard_normal((b, args.z_dim)).astype(np.float32) for b in (1, 8)}
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        session = ort.InferenceSession(str(export(generator, Path(tmp))), providers=["CPUExecutionProvider"])
+        for name, run in {
+            "torch eager": lambda b: generator(torch.from_numpy(z[b])),
+            "onnxruntime": lambda b: session.run(None, {"z": z[b]}),
+        }.items():
+            with torch.inference_mode():
+                latency = timed(lambda r=run: r(1), args.rounds)  # type: ignore[misc]
+                batch8 = timed(lambda r=run: r(8), max(1, args.rounds // 2))  # type: ignore[misc]
+            results[name] = {"batch1_ms": latency * 1e3, "batch8_s": batch8, "batch8_images_per_s": 8 / batch8,
+                             "batch1_gflops": flops / latency / 1e9, "batch8_gflops": 8 * flops / batch8 / 1e9}
+    peak, cpu = cpu_peak_gflops()
+    for r in results.values():
+        r["batch1_share_of_peak"] = r["batch1_gflops"] / peak if peak else float("nan")
+        r["batch8_share_of_peak"] = r["batch8_gflops"] / peak if peak else float("nan")
+    ratios = {"onnxruntime_vs_eager_batch1": results["torch eager"]["batch1_ms"] / results["onnxruntime"]["batch1_ms"],
+              "onnxruntime_vs_eager_batch8": results["torch eager"]["batch8_s"] / results["onnxruntime"]["batch8_s"]}
+    record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+                          "torch": torch.__version__, "onnxruntime": ort.__version__,
+                          "peak_gflops_assumed": peak, "flop_per_cycle_assumed": FLOP_PER_CYCLE},
+              "model": {"resolution": args.resolution, "channel_base": args.channel_base,
+                        "channel_max": args.channel_max, "z_dim": args.z_dim, "mapping_layers": args.mapping_layers,
+                        "widths": widths, "gflop_per_image": flops / 1e9},
+              "rounds": args.rounds, "results": results, "ratios": ratios}
+    lines = [f"# StyleGAN2 paper256 on the CPU ({record['date']})", "",
+             f"{cpu}, {record['machine']['cores']} cores; torch {torch.__version__} eager vs ONNX Runtime "
+             f"{ort.__version__} on our generator.onnx; {flops / 1e9:.1f} GFLOP per image (from the layer shapes); "
+             f"peak assumed {peak or float('nan'):.0f} GFLOP/s (cores x max clock x {FLOP_PER_CYCLE}).", "",
+             "| backend | batch 1 (ms) | batch 8 (s) | images/s at 8 | share of peak at 1 | share of peak at 8 |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['batch1_ms']:.0f} | {r['batch8_s']:.2f} | {r['batch8_images_per_s']:.2f} | "
+                     f"{r['batch1_share_of_peak']:.0%} | {r['batch8_share_of_peak']:.0%} |")
+    lines += ["", f"ONNX Runtime / eager: {ratios['onnxruntime_vs_eager_batch1']:.2f}x at batch 1, "
+              f"{ratios['onnxruntime_vs_eager_batch8']:.2f}x at batch 8 (ratios from this one run).", ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        RESULTS.mkdir(exist_ok=True)
+        write_json_atomic(RESULTS / "stylegan-cpu.json", record)
+        write_text_atomic(RESULTS / "stylegan-cpu.md", text)
+
+
+if __name__ == "__main__":
+    main()
