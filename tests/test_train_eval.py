@@ -3,7 +3,9 @@ it, feature detectors through the real TorchScript loading path, and one-line re
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -35,6 +37,29 @@ def test_metrics_at_the_asked_steps_and_best_is_their_argmin(evaluated_run: Path
     assert best["step"] == argmin["step"] and best["evaluation"]["value"] == argmin["eval/fd"]
     assert best["trainer"]["best_step"] == argmin["step"]
     assert (evaluated_run / "eval.png").is_file()
+
+
+def test_a_rollback_never_replaces_best_pt_with_a_worse_model(evaluated_run: Path, tmp_path: Path) -> None:
+    """best.pt newer than the checkpoint a divergence rolls back to: the later, worse evaluations leave it alone."""
+    run = shutil.copytree(evaluated_run, tmp_path / "run")
+    best_path = run / "checkpoints" / "best.pt"
+    best = load_checkpoint(best_path)
+    assert best["step"] == 16  # the toy run improves at every evaluation (fd 14.4, 14.2, 14.0, 13.7)
+    # What a kill between writing best.pt and step-16.pt leaves: the newest step file is 8, older than best.pt.
+    (run / "checkpoints" / "step-00000016.pt").unlink()
+    older = load_checkpoint(run / "checkpoints" / "step-00000008.pt")["trainer"]["best_score"]
+    before = hashlib.sha256(best_path.read_bytes()).hexdigest()
+    # Resumed at 8 with learning rates that overflow at once: a divergence at 9 rolls back to step 8, and the
+    # rollback's factor brings them back to the preset's 1e-4 (1e30 x 1e-34), so iterations 9-12 are replayed.
+    proc = run_train("--out", str(run), "--resume", "--steps", "12", "--set", "optim.lr_g=1e30",
+                     "--set", "optim.lr_d=1e30", "--set", "run.rollback_lr_factor=1e-34")
+    assert [r["event"] for r in metrics(run) if "event" in r] == ["diverged", "rollback"], proc.stderr
+    replayed = [r["eval/fd"] for r in metrics(run) if "eval/fd" in r and r["step"] == 12]
+    # The case that matters: an evaluation worse than best.pt's but better than the best score in the state rolled
+    # back to (trusting that score, as a rollback used to, replaced best.pt with the step-12 model).
+    assert len(replayed) == 1 and best["evaluation"]["value"] < replayed[0] < older, (replayed, older)
+    assert hashlib.sha256(best_path.read_bytes()).hexdigest() == before
+    assert load_checkpoint(run / "checkpoints" / "step-00000012.pt")["trainer"]["best_step"] == 16
 
 
 def test_export_takes_the_best_checkpoint_and_says_so(evaluated_run: Path, tmp_path: Path) -> None:

@@ -160,9 +160,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     generate: nn.Module = style_training or G
     scorer = GlobalScores(critic, objective, cfg.objective, ctx, pair_rng, noise_rng)
     augment = Augmenter(cfg.augment, policy, cfg.optim.batch_size, noise_rng)
-    trainer = {"lr_scale": 1.0, "rollbacks": 0, "g_loss_ema": math.nan, "best_score": math.inf, "best_step": -1,
-               "pl_mean": 0.0}
-    parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, trainer, augment)
+    parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, augment, run_dir, ctx.is_main)
 
     # -- the run directory (nothing was written before this), then resume or remember the initial state
     # (the rollback target before the first checkpoint) --
@@ -174,9 +172,6 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     checkpoint = state.newest_checkpoint(run_dir, device) if resume else None
     if checkpoint is not None:
         step = parts.load(checkpoint)
-        best = state.best_evaluation(run_dir) if ctx.is_main else None  # best.pt may be newer than the step file
-        if best is not None and best["value"] < trainer["best_score"]:
-            trainer["best_score"], trainer["best_step"] = best["value"], best["step"]
     else:
         if parent is not None:
             say(finetune.init_weights(parent, G, critic, ema.model if ema is not None else None))
@@ -257,8 +252,8 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                         if style_training is not None and pl.weight > 0 and \
                                 (step * cfg.optim.generator_steps + k) % pl.interval == 0:
                             with autocast:
-                                pl_term, trainer["pl_mean"] = style_training.path_length_penalty(
-                                    z, labels, trainer["pl_mean"])
+                                pl_term, parts.trainer.pl_mean = style_training.path_length_penalty(
+                                    z, labels, parts.trainer.pl_mean)
                             g_loss = g_loss + pl.interval * pl.weight * pl_term
                         opt_g.zero_grad(set_to_none=True)
                         g_loss.backward()
@@ -284,10 +279,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
                 # -- between iterations: log, samples, checkpoint, Ctrl-C --------------------------
                 logger.advance(step)
                 g_mean = totals.last("g")
-                trainer["g_loss_ema"] = g_mean if math.isnan(trainer["g_loss_ema"]) else (
-                    G_LOSS_EMA_DECAY * trainer["g_loss_ema"] + (1 - G_LOSS_EMA_DECAY) * g_mean)
+                trainer = parts.trainer
+                trainer.g_loss_ema = g_mean if math.isnan(trainer.g_loss_ema) else (
+                    G_LOSS_EMA_DECAY * trainer.g_loss_ema + (1 - G_LOSS_EMA_DECAY) * g_mean)
                 if due(step, cfg.run.log_every, cfg):
-                    logger.log(step, totals.means() | {"g_loss_ema": trainer["g_loss_ema"],
+                    logger.log(step, totals.means() | {"g_loss_ema": trainer.g_loss_ema,
                                                        "lr_g": opt_g.param_groups[0]["lr"],
                                                        "lr_d": opt_d.param_groups[0]["lr"]}
                                | ({"augment_p": augment.p} if augment.active else {}))
@@ -402,10 +398,12 @@ class Parts:
 
     def __init__(self, cfg: TrainConfig, G: nn.Module, critic: nn.Module, ema: EMA | None,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, noise_rng: torch.Generator,
-                 pair_rng: torch.Generator, trainer: dict[str, Any], augment: Augmenter) -> None:
+                 pair_rng: torch.Generator, augment: Augmenter, run_dir: Path, is_main: bool) -> None:
         self.cfg, self.G, self.critic, self.ema = cfg, G, critic, ema
-        self.opt_g, self.opt_d, self.noise_rng, self.pair_rng, self.trainer = opt_g, opt_d, noise_rng, pair_rng, trainer
+        self.opt_g, self.opt_d, self.noise_rng, self.pair_rng = opt_g, opt_d, noise_rng, pair_rng
         self.augment = augment
+        self.run_dir, self.is_main = run_dir, is_main  # rank 0 evaluates, so it alone keeps best.pt's score
+        self.trainer = state.TrainerState()
         self.evaluation: dict[str, Any] | None = None  # the newest evaluation
 
     def state_dict(self, step: int) -> dict[str, Any]:
@@ -419,12 +417,14 @@ class Parts:
             "optim_g": self.opt_g.state_dict(),
             "optim_d": self.opt_d.state_dict(),
             "rng": state.capture_rng(self.noise_rng, self.pair_rng),
-            "trainer": dict(self.trainer) | {"augment": self.augment.state()},
+            "trainer": self.trainer.to_dict() | {"augment": self.augment.state()},
             "evaluation": self.evaluation,
         }
 
     def load(self, ckpt: dict[str, Any]) -> int:
-        """Restore from a checkpoint dict; returns its step. Architecture mismatches fail in one line."""
+        """Restore from a checkpoint dict (a step file on --resume, the rollback target, or the initial state);
+        returns its step. Architecture mismatches fail in one line. The one way state is restored, so the
+        best score always agrees with best.pt (TrainerState.reconcile)."""
         where = ckpt.get("path", "the initial state")
         load_state_dict_checked(self.G, ckpt["generator"], "generator", where)
         load_state_dict_checked(self.critic, ckpt["critic"], "critic", where)
@@ -435,18 +435,19 @@ class Parts:
             self.opt_g.load_state_dict(ckpt["optim_g"])
             self.opt_d.load_state_dict(ckpt["optim_d"])
             state.restore_rng(ckpt["rng"], self.noise_rng, self.pair_rng)
+            trainer = dict(ckpt["trainer"])
+            self.augment.load_state(trainer.pop("augment", None))
+            self.trainer = state.TrainerState.from_dict(trainer)
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise TganError(f"{where} lacks trainer state or does not match this run ({str(exc)[:120]}): "
                             "resume only from checkpoints tgan-train wrote for the same config") from exc
-        trainer = dict(ckpt["trainer"])
-        self.augment.load_state(trainer.pop("augment", None))
-        self.trainer.update(trainer)
+        self.trainer.reconcile(state.best_evaluation(self.run_dir) if self.is_main else None)
         self.evaluation = ckpt.get("evaluation")
         self.set_lr()
         return int(ckpt["step"])
 
     def set_lr(self) -> None:
-        scale = float(self.trainer["lr_scale"])
+        scale = self.trainer.lr_scale
         for opt, lr in ((self.opt_g, self.cfg.optim.lr_g), (self.opt_d, self.cfg.optim.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * scale
@@ -463,7 +464,7 @@ def recover(parts: Parts, run_dir: Path, initial: dict[str, Any] | None, step: i
             logger: RunLogger, device: torch.device) -> int:
     """The divergence guard: stop, or roll back to the last good checkpoint with lower learning rates."""
     cfg = parts.cfg.run
-    rollbacks = int(parts.trainer["rollbacks"])
+    rollbacks = parts.trainer.rollbacks
     logger.event(step, "diverged", reason)
     if cfg.on_divergence == "stop":
         raise DivergenceError(f"training diverged at iteration {step} ({reason}); run.on_divergence is 'stop': "
@@ -471,14 +472,14 @@ def recover(parts: Parts, run_dir: Path, initial: dict[str, Any] | None, step: i
     if rollbacks >= cfg.max_rollbacks:
         raise DivergenceError(f"training diverged at iteration {step} ({reason}) after {rollbacks} rollbacks "
                               f"(run.max_rollbacks): lower optim.lr_g / optim.lr_d and --resume or start again")
-    lr_scale = float(parts.trainer["lr_scale"]) * cfg.rollback_lr_factor
+    lr_scale = parts.trainer.lr_scale * cfg.rollback_lr_factor
     good = state.newest_checkpoint(run_dir, device)
     target = good if good is not None else initial
     if target is None:
         raise DivergenceError(f"training diverged at iteration {step} ({reason}) and there is no checkpoint "
                               "to roll back to: lower optim.lr_g / optim.lr_d")
     restored = parts.load(target)
-    parts.trainer["lr_scale"], parts.trainer["rollbacks"] = lr_scale, rollbacks + 1
+    parts.trainer.lr_scale, parts.trainer.rollbacks = lr_scale, rollbacks + 1
     parts.set_lr()
     logger.event(restored, "rollback", f"back to iteration {restored}, learning rates x{lr_scale:g} "
                                        f"(rollback {rollbacks + 1} of at most {cfg.max_rollbacks})")
@@ -493,8 +494,8 @@ def evaluate_and_keep_best(parts: Parts, evaluator: evaluation.Evaluator, run_di
     parts.evaluation = evaluator(model, step)
     logger.record(step, {f"eval/{name}": value for name, value in parts.evaluation["metrics"].items()},
                   headline=f"eval/{parts.evaluation['metric']}")
-    if evaluation.improves(parts.evaluation, parts.trainer["best_score"]) and weights_finite(parts.G, parts.critic):
-        parts.trainer["best_score"], parts.trainer["best_step"] = parts.evaluation["value"], step
+    if evaluation.improves(parts.evaluation, parts.trainer.best_score) and weights_finite(parts.G, parts.critic):
+        parts.trainer.best_score, parts.trainer.best_step = parts.evaluation["value"], step
         state.write_best(run_dir, parts.state_dict(step))
         logger.echo(f"step {step:>8d} | best so far ({parts.evaluation['metric']} "
                     f"{parts.evaluation['value']:.4g}): saved checkpoints/{state.BEST_FILE}")

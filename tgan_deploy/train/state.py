@@ -5,8 +5,8 @@ A training checkpoint holds, besides the contract's config/step/generator/genera
     rng                every random state the run consumes, as tensors and plain ints (weights_only-safe):
                        torch (CPU), cuda (per device), numpy (global MT19937), python (random module),
                        noise (the trainer's z / GP generator), pairs (perm:K permutations)
-    trainer            lr_scale, rollbacks, g_loss_ema, best_score / best_step (the best evaluation so far),
-                       augment (ADA's p and its running signal)
+    trainer            TrainerState's fields: lr_scale, rollbacks, g_loss_ema, best_score / best_step (the best
+                       evaluation so far), and augment (ADA's p and its running signal)
     evaluation         the newest evaluation at or before this step (train/evaluation.py), or None
 best.pt is a full training checkpoint of its own (the state when an evaluation beat every earlier one), never
 pruned; tgan-export RUN exports it when it exists.
@@ -17,6 +17,8 @@ comes from the two trainer generators, which are identical on every rank by cons
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import random
 from pathlib import Path
@@ -33,6 +35,33 @@ from tgan_deploy.checkpoint import (
     save_checkpoint,
     step_file_name,
 )
+
+
+@dataclasses.dataclass
+class TrainerState:
+    """The trainer's own bookkeeping, saved as a checkpoint's "trainer" entry (beside the augmenter's state)."""
+
+    lr_scale: float = 1.0  # multiplies optim.lr_g / lr_d; each rollback scales it by run.rollback_lr_factor
+    rollbacks: int = 0
+    g_loss_ema: float = math.nan  # smoothed generator loss (logged)
+    best_score: float = math.inf  # the lowest evaluation so far (what best.pt holds) and its iteration
+    best_step: int = -1
+    pl_mean: float = 0.0  # the path-length target a of StyleGAN2 §3.2 (objective.pl_weight; train/style.py)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> TrainerState:
+        """From a checkpoint's "trainer" entry (KeyError if a field is missing; extra keys are not ours)."""
+        return cls(**{field.name: entry[field.name] for field in dataclasses.fields(cls)})
+
+    def reconcile(self, best: dict[str, Any] | None) -> None:
+        """Take best.pt's own evaluation record when it beats the state's: best.pt can be newer than the state
+        being loaded (a rollback to an older checkpoint or to the initial state, or a kill between writing
+        best.pt and the step file), and a best score older than best.pt would let a worse model replace it."""
+        if best is not None and math.isfinite(best["value"]) and best["value"] < self.best_score:
+            self.best_score, self.best_step = float(best["value"]), int(best["step"])
 
 
 def capture_rng(noise: torch.Generator, pairs: torch.Generator) -> dict[str, Any]:
