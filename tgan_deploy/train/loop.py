@@ -135,6 +135,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
         raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
                         f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
     local_batch = cfg.optim.batch_size // ctx.world_size
+    style.check_batch(cfg, local_batch)
     stream = make_loader(dataset.labelled() if cfg.data.conditional else dataset, local_batch, seed=cfg.run.seed,
                          shuffle=True, workers=cfg.data.workers,
                          pin_memory=device.type == "cuda", distributed=ctx.enabled, rank=ctx.rank,

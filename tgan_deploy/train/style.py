@@ -65,6 +65,16 @@ def configure(cfg: TrainConfig, parent: dict[str, Any] | None) -> None:
         m.style = style_kwargs(m)
 
 
+def check_batch(cfg: TrainConfig, local_batch: int) -> None:
+    """The discriminator's minibatch-std layer splits each process's batch into groups of mbstd_group_size."""
+    if cfg.model.arch not in STYLE_ARCHS:
+        return
+    group = cfg.model.style.get("discriminator", {}).get("mbstd_group_size") or local_batch
+    if local_batch % min(group, local_batch):
+        raise TganError(f"a batch of {local_batch} per process does not split into the discriminator's minibatch-std "
+                        f"groups of {group}: use a multiple of {group} per process (optim.batch_size)")
+
+
 class StyleTraining(nn.Module):
     """The generator's training-time forward: w_avg tracking and style mixing around mapping + synthesis."""
 
