@@ -1,6 +1,6 @@
 """The training loop, readable top to bottom: `train(cfg)`.
 
-One iteration (docs/method.md §2.4, the reference bojone/T-GANs):
+One iteration (../shared/docs/tgan-method.md §2, the reference bojone/T-GANs):
   1. optim.critic_steps critic steps: fresh real batch, fresh z, fakes from G without gradients;
      E and D minimise the objective's critic loss (reals and fakes encoded in separate calls).
   2. optim.generator_steps generator steps: fresh real batch, fresh z; E and D are frozen
@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import math
 import os
 import random
 import signal
@@ -39,12 +38,14 @@ from tgan_deploy.errors import TganError
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
 from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state, style
-from tgan_deploy.train.augment import Augmenter, overfitting_signal, resolve_policy
+from tgan_deploy.train.augment import Augmenter, resolve_policy
 from tgan_deploy.train.ema import EMA
 from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
+from tgan_deploy.train.regularisers import PathLengthGeneratorStep, R1CriticStep
 from tgan_deploy.train.runlock import run_lock
 from tgan_deploy.train.scores import GlobalScores
 from tgan_deploy.train.settings import Provenance, write_config
+from tgan_deploy.train.steps import CriticStep, Diverged, GeneratorStep, Latents, StepResult
 
 G_LOSS_EMA_DECAY = 0.99  # smoothing of the logged generator loss g_loss_ema
 TOY_SAMPLE_POINTS = 1000  # points in a 2-D scatter plot (latent seeds 0..999)
@@ -54,10 +55,6 @@ class DivergenceError(TganError):
     """Training diverged (NaN/Inf) and run.on_divergence could not (or was told not to) recover."""
 
     exit_code = 3
-
-
-class Diverged(Exception):
-    """Internal: a guarded step saw a non-finite value."""
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, force: bool = False,
@@ -97,6 +94,99 @@ def locked(run_dir: Path, ctx: distributed.Context) -> Iterator[None]:
 
 def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, resume: bool, force: bool,
            provenance: Provenance | None) -> Path:
+    run = setup(cfg, ctx, device, resume=resume, force=force, provenance=provenance)
+    step = run.start
+    logger = RunLogger(run.dir, cfg.run.steps, step, enabled=ctx.is_main, tensorboard=cfg.run.tensorboard)
+    stop = StopRequest()
+    totals = Totals()
+    batches = run.batches(step)
+    try:
+        with stop.installed():
+            while step < cfg.run.steps:
+                try:
+                    iteration(run, batches, totals, step)
+                    step += 1
+                    # The weights too, before anything is logged or saved (a NaN checkpoint is never written).
+                    periodic = due(step, cfg.run.log_every, cfg) or due(step, cfg.run.checkpoint_every, cfg)
+                    if periodic and not weights_finite(run.parts.G, run.parts.critic):
+                        raise Diverged("non-finite weights")
+                except Diverged as exc:
+                    set_trainable(run.parts.critic, run.frozen)
+                    step = recover(run.parts, run.dir, run.initial, step, str(exc), logger, device)
+                    batches = run.batches(step)
+                    totals = Totals()
+                    continue
+
+                # -- between iterations: log, evaluate, samples, checkpoint, Ctrl-C --------------------------
+                logger.advance(step)
+                run.parts.trainer.smooth_g_loss(totals.last("g"), G_LOSS_EMA_DECAY)
+                if due(step, cfg.run.log_every, cfg):
+                    logger.log(step, totals.means() | run.parts.logged())
+                    totals = Totals()
+                if run.evaluator is not None and eval_due(step, cfg):
+                    evaluate_and_keep_best(run.parts, run.evaluator, run.dir, step, logger)
+                if ctx.is_main and due(step, cfg.run.sample_every, cfg):
+                    write_samples(run.parts, run.dir, step, run.dataset)
+                interrupted = distributed.any_rank(stop.requested, ctx, device)
+                if due(step, cfg.run.checkpoint_every, cfg) or interrupted:
+                    save(run.parts, run.dir, step, ctx)
+                if interrupted:
+                    logger.event(step, "interrupted", f"stopped by {stop.signal_name}; checkpoint saved, "
+                                                      "continue with --resume")
+                    raise KeyboardInterrupt
+    finally:
+        logger.close()
+    if ctx.is_main:
+        logger.echo(f"done: {step} iterations, run directory {run.dir}")
+    return run.dir
+
+
+def iteration(run: Run, batches: Iterator[Any], totals: Totals, step: int) -> None:
+    """One iteration: optim.critic_steps critic steps, optim.generator_steps generator steps (E and D frozen),
+    then the generator EMA; each step on a fresh real batch."""
+    for _ in range(run.cfg.optim.critic_steps):
+        totals.add("d", run.critic_step(*run.next_real(batches)))
+    run.parts.critic.requires_grad_(False)
+    for _ in range(run.cfg.optim.generator_steps):
+        totals.add("g", run.generator_step(*run.next_real(batches)))
+    set_trainable(run.parts.critic, run.frozen)
+    if run.parts.ema is not None:
+        run.parts.ema.update(run.parts.G, step)
+
+
+@dataclasses.dataclass
+class Run:
+    """What `setup` builds and the loop uses."""
+
+    cfg: TrainConfig
+    dir: Path
+    device: torch.device
+    dataset: Any
+    stream: Any  # data.Stream: this rank's shard of the epochs, resumable at any batch
+    parts: Parts  # everything a checkpoint holds
+    critic_step: CriticStep
+    generator_step: GeneratorStep
+    frozen: list[nn.Parameter]  # FreezeD's critic blocks, never trained
+    evaluator: evaluation.Evaluator | None  # rank 0's, when the run is evaluated
+    start: int  # the iteration to start from (a resumed checkpoint's step, else 0)
+    initial: dict[str, Any] | None  # the rollback target before the first checkpoint (None on resume)
+
+    def batches(self, step: int) -> Iterator[Any]:
+        """The data stream from the start of iteration `step` (every iteration takes a fixed number of batches)."""
+        return self.stream.batches(step * (self.cfg.optim.critic_steps + self.cfg.optim.generator_steps))
+
+    def next_real(self, batches: Iterator[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A real batch and its labels (None unless conditional: the fakes are then drawn on these labels)."""
+        batch = next(batches)
+        if not self.cfg.data.conditional:
+            return batch.to(self.device, non_blocking=True), None
+        return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+
+
+def setup(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, resume: bool, force: bool,
+          provenance: Provenance | None) -> Run:
+    """Data, evaluator, models, optimisers and the run directory; resumes or remembers the initial state.
+    Everything that can refuse the run comes before the run directory is touched."""
     from tgan_deploy.data import load_dataset, make_loader
 
     run_dir = Path(cfg.run.out)
@@ -107,7 +197,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     np.random.seed(cfg.run.seed)
     random.seed(cfg.run.seed)
 
-    # -- data (labels decide the model's classes), then the run directory ------------------------
+    # -- data (labels decide the model's classes) ---------------------------------------------------
     def say(line: str) -> None:
         if ctx.is_main:
             print(line, file=sys.stderr, flush=True)
@@ -134,13 +224,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     if cfg.optim.batch_size % ctx.world_size:
         raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
                         f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
-    local_batch = cfg.optim.batch_size // ctx.world_size
-    style.check_batch(cfg, local_batch)
-    stream = make_loader(dataset.labelled() if cfg.data.conditional else dataset, local_batch, seed=cfg.run.seed,
-                         shuffle=True, workers=cfg.data.workers,
-                         pin_memory=device.type == "cuda", distributed=ctx.enabled, rank=ctx.rank,
-                         world_size=ctx.world_size, drop_last=True)
-    batches_per_iteration = cfg.optim.critic_steps + cfg.optim.generator_steps
+    style.check_batch(cfg, cfg.optim.batch_size // ctx.world_size)
+    stream = make_loader(dataset.labelled() if cfg.data.conditional else dataset,
+                         cfg.optim.batch_size // ctx.world_size, seed=cfg.run.seed, shuffle=True,
+                         workers=cfg.data.workers, pin_memory=device.type == "cuda", distributed=ctx.enabled,
+                         rank=ctx.rank, world_size=ctx.world_size, drop_last=True)
 
     # -- models, EMA, optimisers, random generators ---------------------------------------------
     objective = get_objective(cfg.objective.name)
@@ -168,143 +256,36 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, 
     if ctx.is_main:
         rundir.prepare(run_dir, resume=resume, force=force)
     distributed.barrier(ctx)
-    step = 0
-    initial = None
+    start, initial = 0, None
     checkpoint = state.newest_checkpoint(run_dir, device) if resume else None
     if checkpoint is not None:
-        step = parts.load(checkpoint)
+        start = parts.load(checkpoint)
     else:
         if parent is not None:
             say(finetune.init_weights(parent, G, critic, ema.model if ema is not None else None))
         initial = copy.deepcopy(parts.state_dict(0))
     if ctx.is_main:
         write_config(run_dir / rundir.CONFIG_FILE, cfg, provenance)
-        truncate_metrics(run_dir, step)
+        truncate_metrics(run_dir, start)
 
+    # -- the two steps: DDP wraps what is differentiated under torchrun --------------------------
     G_train: nn.Module = generate
     critic_train: nn.Module = scorer
     if ctx.enabled:
         ddp_kwargs: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
         G_train = nn.parallel.DistributedDataParallel(generate, **ddp_kwargs)
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
-
     autocast = autocast_for(device, cfg.optim.amp)
-    r1 = Lazy(cfg.objective.r1_gamma, cfg.objective.r1_interval)
-    pl = Lazy(cfg.objective.pl_weight, cfg.objective.pl_interval)
-    # Rank r takes rows r, r + W, r + 2W, ... of the global batch: the same interleaving as the data
-    # loader's DistributedSampler shards, so after the all-gather real i and fake i are the pair a single
-    # process would form (index pairing matches a single process, not just in distribution).
-    global_rows = slice(ctx.rank, None, ctx.world_size)
-
-    def draw_z() -> torch.Tensor:
-        # The global batch's z on every rank, then this rank's rows: a torchrun run draws the very
-        # latents a single process with the same global batch would.
-        z = torch.randn(cfg.optim.batch_size, cfg.model.latent_dim, generator=noise_rng, device=device)
-        return z[global_rows]
-
-    def next_real(batches: Iterator[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A real batch and its labels (None unless conditional: the fakes are then drawn on these labels)."""
-        batch = next(batches)
-        if not cfg.data.conditional:
-            return batch.to(device, non_blocking=True), None
-        return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-
-    logger = RunLogger(run_dir, cfg.run.steps, step, enabled=ctx.is_main, tensorboard=cfg.run.tensorboard)
-    stop = StopRequest()
-    totals = Totals()
-    batches = stream.batches(step * batches_per_iteration)
-    try:
-        with stop.installed():
-            while step < cfg.run.steps:
-                try:
-                    # 1. critic steps
-                    for k in range(cfg.optim.critic_steps):
-                        x_real, labels = next_real(batches)
-                        with torch.no_grad(), autocast:
-                            x_fake = generate(draw_z(), labels)
-                        # lazy R1: every r1_interval-th critic step, weighted by the interval (StyleGAN2 §B)
-                        with_r1 = r1.weight > 0 and (step * cfg.optim.critic_steps + k) % r1.interval == 0
-                        with autocast:
-                            a, b, penalty, r1_term = critic_train(augment(x_real), augment(x_fake),
-                                                                  objective.gradient_penalty, labels, with_r1)
-                        if augment.policy == "ada":
-                            signal_t = overfitting_signal(a.detach(), b.detach(), objective.absolute_critic)
-                            augment.observe(float(signal_t))
-                        d_loss = objective.critic_loss(a.float(), b.float())
-                        if penalty is not None:
-                            d_loss = d_loss + cfg.objective.gp_weight * penalty.float()
-                        if r1_term is not None:
-                            d_loss = d_loss + r1.interval * r1.weight / 2 * r1_term
-                        opt_d.zero_grad(set_to_none=True)
-                        d_loss.backward()
-                        totals.add("d", *guard("critic", d_loss, critic))
-                        opt_d.step()
-
-                    # 2. generator steps (E and D frozen, still in train mode)
-                    critic.requires_grad_(False)
-                    for k in range(cfg.optim.generator_steps):
-                        x_real, labels = next_real(batches)
-                        z = draw_z()
-                        with autocast:
-                            x_fake = G_train(z, labels)
-                            a, b, _, _ = scorer(augment(x_real) if objective.generator_uses_real else None,
-                                                augment(x_fake), labels=labels)
-                        g_loss = objective.generator_loss(a.float(), b.float())
-                        if style_training is not None and pl.weight > 0 and \
-                                (step * cfg.optim.generator_steps + k) % pl.interval == 0:
-                            with autocast:
-                                pl_term, parts.trainer.pl_mean = style_training.path_length_penalty(
-                                    z, labels, parts.trainer.pl_mean)
-                            g_loss = g_loss + pl.interval * pl.weight * pl_term
-                        opt_g.zero_grad(set_to_none=True)
-                        g_loss.backward()
-                        totals.add("g", *guard("generator", g_loss, G))
-                        opt_g.step()
-                    set_trainable(critic, frozen)
-
-                    # 3. generator EMA
-                    if ema is not None:
-                        ema.update(G, step)
-                    step += 1
-                    # The weights too, before anything is logged or saved (a NaN checkpoint is never written).
-                    periodic = due(step, cfg.run.log_every, cfg) or due(step, cfg.run.checkpoint_every, cfg)
-                    if periodic and not weights_finite(G, critic):
-                        raise Diverged("non-finite weights")
-                except Diverged as exc:
-                    set_trainable(critic, frozen)
-                    step = recover(parts, run_dir, initial, step, str(exc), logger, device)
-                    batches = stream.batches(step * batches_per_iteration)
-                    totals = Totals()
-                    continue
-
-                # -- between iterations: log, samples, checkpoint, Ctrl-C --------------------------
-                logger.advance(step)
-                g_mean = totals.last("g")
-                trainer = parts.trainer
-                trainer.g_loss_ema = g_mean if math.isnan(trainer.g_loss_ema) else (
-                    G_LOSS_EMA_DECAY * trainer.g_loss_ema + (1 - G_LOSS_EMA_DECAY) * g_mean)
-                if due(step, cfg.run.log_every, cfg):
-                    logger.log(step, totals.means() | {"g_loss_ema": trainer.g_loss_ema,
-                                                       "lr_g": opt_g.param_groups[0]["lr"],
-                                                       "lr_d": opt_d.param_groups[0]["lr"]}
-                               | ({"augment_p": augment.p} if augment.active else {}))
-                    totals = Totals()
-                if evaluator is not None and eval_due(step, cfg):
-                    evaluate_and_keep_best(parts, evaluator, run_dir, step, logger)
-                if ctx.is_main and due(step, cfg.run.sample_every, cfg):
-                    write_samples(parts, run_dir, step, dataset)
-                interrupted = distributed.any_rank(stop.requested, ctx, device)
-                if due(step, cfg.run.checkpoint_every, cfg) or interrupted:
-                    save(parts, run_dir, step, ctx)
-                if interrupted:
-                    logger.event(step, "interrupted", f"stopped by {stop.signal_name}; checkpoint saved, "
-                                                      "continue with --resume")
-                    raise KeyboardInterrupt
-    finally:
-        logger.close()
-    if ctx.is_main:
-        logger.echo(f"done: {step} iterations, run directory {run_dir}")
-    return run_dir
+    latents = Latents(cfg, ctx, device, noise_rng)
+    critic_step = CriticStep(cfg, generate, critic, critic_train, objective, augment, opt_d, latents, autocast)
+    if cfg.objective.r1_gamma > 0:  # lazy R1 (train/regularisers.py)
+        critic_step = R1CriticStep(cfg, generate, critic, critic_train, objective, augment, opt_d, latents, autocast)
+    generator_step = GeneratorStep(G_train, G, scorer, objective, augment, opt_g, latents, autocast)
+    if style_training is not None and cfg.objective.pl_weight > 0:  # path-length regularisation
+        generator_step = PathLengthGeneratorStep(G_train, G, scorer, objective, augment, opt_g, latents, autocast,
+                                                 cfg.objective, style_training, lambda: parts.trainer)
+    return Run(cfg, run_dir, device, dataset, stream, parts, critic_step, generator_step, frozen, evaluator,
+               start, initial)
 
 
 # -- the pieces the loop calls -------------------------------------------------------------------
@@ -351,26 +332,8 @@ def set_trainable(critic: nn.Module, frozen: list[nn.Parameter]) -> None:
         p.requires_grad_(False)
 
 
-def guard(what: str, loss: torch.Tensor, model: nn.Module) -> tuple[float, float]:
-    """(loss, gradient norm) as floats; raises Diverged before the optimiser steps if either is NaN/Inf."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
-    loss_value, norm_value = torch.stack([loss.detach().float(), norm.float()]).tolist()
-    if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
-        raise Diverged(f"{what} loss {loss_value} / gradient norm {norm_value}")
-    return loss_value, norm_value
-
-
 def weights_finite(*models: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for m in models for p in m.parameters())
-
-
-@dataclasses.dataclass(frozen=True)
-class Lazy:
-    """A lazy regulariser (StyleGAN2 §B): added every `interval`-th step, weighted by `interval` (0: off)."""
-
-    weight: float  # R1: gamma (the penalty is gamma / 2 * mean ||grad||^2); path length: its weight
-    interval: int
 
 
 class Totals:
@@ -381,11 +344,11 @@ class Totals:
         self.counts: dict[str, int] = {}
         self.latest: dict[str, float] = {}
 
-    def add(self, who: str, loss: float, grad_norm: float) -> None:
-        for key, value in ((f"{who}_loss", loss), (f"{who}_grad_norm", grad_norm)):
+    def add(self, who: str, result: StepResult) -> None:
+        for key, value in ((f"{who}_loss", result.loss), (f"{who}_grad_norm", result.grad_norm)):
             self.sums[key] = self.sums.get(key, 0.0) + value
             self.counts[key] = self.counts.get(key, 0) + 1
-        self.latest[who] = loss
+        self.latest[who] = result.loss
 
     def last(self, who: str) -> float:
         return self.latest[who]
@@ -446,6 +409,12 @@ class Parts:
         self.evaluation = ckpt.get("evaluation")
         self.set_lr()
         return int(ckpt["step"])
+
+    def logged(self) -> dict[str, float]:
+        """The trainer's numbers in each log record, beside the steps' means."""
+        numbers = {"g_loss_ema": self.trainer.g_loss_ema, "lr_g": self.opt_g.param_groups[0]["lr"],
+                   "lr_d": self.opt_d.param_groups[0]["lr"]}
+        return numbers | ({"augment_p": self.augment.p} if self.augment.active else {})
 
     def set_lr(self) -> None:
         scale = self.trainer.lr_scale

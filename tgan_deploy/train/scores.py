@@ -13,7 +13,7 @@ from torch import nn
 
 from tgan_deploy.config import ObjectiveConfig
 from tgan_deploy.models import Critic, make_pairs
-from tgan_deploy.objectives import Objective, gradient_penalty, r1_penalty, scores
+from tgan_deploy.objectives import Objective, gradient_penalty, scores
 from tgan_deploy.train.distributed import Context, gather_cat
 
 
@@ -41,11 +41,9 @@ class GlobalScores(nn.Module):
         self.noise_rng = noise_rng
 
     def forward(self, x_real: torch.Tensor | None, x_fake: torch.Tensor, with_penalty: bool = False,
-                labels: torch.Tensor | None = None, with_r1: bool = False,
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(a, b) for the objective's loss functions, plus WGAN-GP's penalty and R1 on this rank's batch if asked
-        (local means: DDP's gradient average makes them global means). `labels`: the class of real i and fake i
-        (conditional training), so pairs stay within a class."""
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(a, b) for the objective's loss functions, plus WGAN-GP's penalty on this rank's batch if asked.
+        `labels`: the class of real i and fake i (conditional training), so pairs stay within a class."""
         n = x_fake.shape[0] * self.world_size
         global_labels = None if labels is None else gather_cat(labels, self.ctx)
         pairs = make_pairs(self.cfg.pairing, n, n, x_fake.device, self.pair_rng, global_labels) \
@@ -55,8 +53,4 @@ class GlobalScores(nn.Module):
         if with_penalty:
             assert x_real is not None
             penalty = gradient_penalty(self.critic, x_real, x_fake, generator=self.noise_rng, labels=labels)
-        r1 = None
-        if with_r1:
-            assert x_real is not None
-            r1 = r1_penalty(self.critic, x_real, x_fake, labels)
-        return a, b, penalty, r1
+        return a, b, penalty

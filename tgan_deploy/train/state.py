@@ -56,6 +56,10 @@ class TrainerState:
         """From a checkpoint's "trainer" entry (KeyError if a field is missing; extra keys are not ours)."""
         return cls(**{field.name: entry[field.name] for field in dataclasses.fields(cls)})
 
+    def smooth_g_loss(self, loss: float, decay: float) -> None:
+        """Fold the newest generator loss into g_loss_ema (its first value starts it)."""
+        self.g_loss_ema = loss if math.isnan(self.g_loss_ema) else decay * self.g_loss_ema + (1 - decay) * loss
+
     def reconcile(self, best: dict[str, Any] | None) -> None:
         """Take best.pt's own evaluation record when it beats the state's: best.pt can be newer than the state
         being loaded (a rollback to an older checkpoint or to the initial state, or a kill between writing

@@ -1,6 +1,6 @@
 """Training a StyleGAN2 (model.arch "stylegan2", docs/training.md "StyleGAN2"): its constructor kwargs from the
-config keys, the training-time forward of the generator, path-length regularisation, and fine-tuning from an
-imported StyleGAN2's discriminator.
+config keys, the training-time forward of the generator, and fine-tuning from an imported StyleGAN2's
+discriminator (path-length regularisation: train/regularisers.py).
 
 The networks are models/stylegan2.py's (the importer's); what only training needs lives here:
 - `StyleTraining` wraps the generator for the training steps (Karras et al. 2020, StyleGAN2, and the
@@ -9,25 +9,19 @@ The networks are models/stylegan2.py's (the importer's); what only training need
   uniform in [1, num_ws)) from a second latent (style-mixing regularisation, StyleGAN §3.1). Its draws come
   from the run's noise generator for the *global* batch, and w_avg is updated from the global mean of w, so a
   torchrun run computes what one process computes (train/distributed.py).
-- `path_length_penalty`: StyleGAN2 §3.2, lazy (objective.pl_interval), off by default.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from tgan_deploy.config import STYLE_ARCHS, ModelConfig, TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.models.stylegan2 import StyleGAN2Generator, nvlabs_widths
-from tgan_deploy.train.distributed import Context
-
-PL_DECAY = 0.01  # StyleGAN2's moving-average rate of the path-length target a
-PL_BATCH_SHRINK = 2  # StyleGAN2 regularises path lengths on half the batch
+from tgan_deploy.train.distributed import Context, mean_over_ranks
 
 
 def style_kwargs(m: ModelConfig) -> dict[str, Any]:
@@ -98,10 +92,7 @@ class StyleTraining(nn.Module):
     @torch.no_grad()
     def _track_w_avg(self, ws: torch.Tensor) -> None:
         mapping = self.generator.mapping
-        mean = ws[:, 0].float().mean(dim=0)
-        if self.ctx.enabled:  # equal local batches: the global mean is the mean of the local means
-            dist.all_reduce(mean)
-            mean /= self.ctx.world_size
+        mean = mean_over_ranks(ws[:, 0].float().mean(dim=0), self.ctx)
         w_avg = mapping.get_buffer("w_avg")
         w_avg.copy_(mean.lerp(w_avg, float(mapping.w_avg_beta or 0.0)))
 
@@ -116,26 +107,6 @@ class StyleTraining(nn.Module):
             return ws
         z2 = z2[self.ctx.rank::self.ctx.world_size]
         return torch.cat([ws[:, :cutoff], self.generator.mapping(z2, labels)[:, cutoff:]], dim=1)
-
-
-    def path_length_penalty(self, z: torch.Tensor, labels: torch.Tensor | None,
-                            pl_mean: float) -> tuple[torch.Tensor, float]:
-        """StyleGAN2 §3.2 on the first half of the batch: lengths |J_w^T y| with y ~ N(0, I) / sqrt(H W) images,
-        a <- a + PL_DECAY (mean length - a) (global mean under torchrun), penalty mean (length - a)^2.
-        Returns (penalty, the new a)."""
-        G, n = self.generator, max(1, z.shape[0] // PL_BATCH_SHRINK)
-        ws = G.mapping(z[:n], None if labels is None else labels[:n])
-        images = G.synthesis(ws)
-        noise = torch.randn(images.shape, generator=self.noise_rng, device=images.device) / math.sqrt(
-            images.shape[2] * images.shape[3])
-        (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
-        lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()
-        mean = lengths.detach().mean()
-        if self.ctx.enabled:
-            dist.all_reduce(mean)
-            mean /= self.ctx.world_size
-        target = pl_mean + PL_DECAY * (float(mean) - pl_mean)
-        return (lengths - target).square().mean(), target
 
 
 def critic_state_from_discriminator(d_state: dict[str, torch.Tensor], single_sample: bool) -> dict[str, Any]:
