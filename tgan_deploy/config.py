@@ -43,8 +43,9 @@ class ModelConfig:
     label_embed_dim: int = 32  # conditional G: width of the learned label embedding concatenated with z
     # arch "stylegan2" / "stylegan3" (imported models, docs/stylegan.md): the constructor kwargs of the style
     # generator and discriminator, {"generator": {...}, "discriminator": {...}} (models/stylegan2.py names them);
-    # widths, depths and dims as read from the imported file. resolution, channels, latent_dim (= z_dim) and
-    # num_classes (= c_dim) above hold the same values. Empty for the reference archs.
+    # widths, depths and dims as read from the imported file, or, for a stylegan2 tgan-train trains, written by it
+    # from the keys below (train/style.py). resolution, channels, latent_dim (= z_dim) and num_classes (= c_dim)
+    # above hold the same values. Empty for the reference archs.
     style: dict[str, Any] = dataclasses.field(default_factory=dict)
     # arch "stylegan2" trained by tgan-train (docs/training.md, StyleGAN2); tgan-train writes the model.style
     # kwargs from these (an --init-from StyleGAN2 parent brings its own). The stylegan2 preset sets them per
