@@ -254,7 +254,7 @@ class TrainConfig:
             if not 0 < rate < float("inf"):
                 raise ConfigError(f"{name} must be a positive finite learning rate, got {rate}")
         for name, fraction in [("optim.beta1", opt.beta1), ("optim.beta2", opt.beta2),
-                               ("optim.ema_decay", opt.ema_decay), ("model.style_mixing", m.style_mixing)]:
+                               ("optim.ema_decay", opt.ema_decay)]:
             if not 0 <= fraction < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {fraction}")
         if o.r1_interval <= 0 or o.pl_interval <= 0:
@@ -263,6 +263,8 @@ class TrainConfig:
         if o.pl_weight and m.arch not in STYLE_ARCHS:
             raise ConfigError(f"objective.pl_weight regularises a style generator's w -> image map: model.arch "
                               f"{m.arch} has none; set objective.pl_weight 0 or use --arch stylegan2")
+        if not 0 <= m.style_mixing <= 1:
+            raise ConfigError(f"model.style_mixing is a probability in [0, 1], got {m.style_mixing}")
         if m.mapping_lr_multiplier <= 0:
             raise ConfigError(f"model.mapping_lr_multiplier must be positive, got {m.mapping_lr_multiplier}")
         for name, amount in [("objective.gp_weight", o.gp_weight), ("objective.r1_gamma", o.r1_gamma),
