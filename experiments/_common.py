@@ -279,7 +279,8 @@ def toy_job(dataset: str, objective: str, pairing: str, steps: int, seed: int, r
             every: int | None = None) -> dict[str, Any]:
     """Train one 2-D mixture run; score every kept checkpoint (one each `every` iterations, else only the
     last) on 2,500 samples of the raw generator. The final scores are the last checkpoint's."""
-    from tgan_deploy.checkpoint import list_checkpoints, load_generator
+    from tgan_deploy.checkpoint import load_generator
+    from tgan_deploy.run_layout import is_run_dir, list_checkpoints
     from tgan_deploy.train.presets import toy_spectral_norm
 
     cfg = toy_config(dataset, objective, pairing, steps=steps, seed=seed, out=run_dir, lr=lr,
@@ -291,7 +292,7 @@ def toy_job(dataset: str, objective: str, pairing: str, steps: int, seed: int, r
                               "spectral_norm": toy_spectral_norm(objective)}
     result |= train_run(cfg, run_dir / "experiment.log")
     result["curve"] = []
-    checkpoints = list_checkpoints(run_dir) if (run_dir / "checkpoints").is_dir() else []
+    checkpoints = list_checkpoints(run_dir) if is_run_dir(run_dir) else []
     for ckpt in checkpoints:
         generator, _, state = load_generator(ckpt, weights="raw")
         result["curve"].append({"step": int(state["step"])} | mixture_scores(toy_samples(generator, 2500, 0), dataset))

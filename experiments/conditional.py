@@ -57,8 +57,9 @@ def run_config(data: str, conditional: bool, steps: int, every: int, seed: int, 
 
 
 def job(data: str, conditional: bool, steps: int, every: int, seed: int, eval_n: int, run_dir: Path) -> dict[str, Any]:
-    from tgan_deploy.checkpoint import list_checkpoints, load_generator
+    from tgan_deploy.checkpoint import load_generator
     from tgan_deploy.metrics.evaluate import evaluate
+    from tgan_deploy.run_layout import list_checkpoints
 
     cfg = run_config(data, conditional, steps, every, seed, run_dir)
     result: dict[str, Any] = {"data": data, "conditional": conditional, "steps": steps, "seed": seed,

@@ -74,7 +74,8 @@ def fd_key(scores: dict[str, float]) -> str:
 
 def job(objective: str, pairing: str, steps: int, every: int, seed: int, eval_n: int, run_dir: Path,
         lr: float = 2e-4, critic_steps: int = 1, generator_steps: int = 2) -> dict[str, Any]:
-    from tgan_deploy.checkpoint import list_checkpoints, load_generator
+    from tgan_deploy.checkpoint import load_generator
+    from tgan_deploy.run_layout import list_checkpoints
     from tgan_deploy.train.logging import read_metrics
 
     cfg = mnist_config(objective, pairing, steps=steps, every=every, seed=seed, out=run_dir, lr=lr,

@@ -64,7 +64,7 @@ def chance_hq(name: str) -> float:
 
 
 def measure(name: str, steps: int, out: Path) -> dict[str, Any]:
-    from tgan_deploy.checkpoint import list_checkpoints
+    from tgan_deploy.run_layout import list_checkpoints
 
     run_dir = RUNS_DIR / "presets" / name
     log = RUNS_DIR / "presets" / f"{name}.log"

@@ -10,17 +10,22 @@ import torch
 
 from tgan_deploy.checkpoint import (
     CHECKPOINT_FORMAT,
-    list_checkpoints,
     load_checkpoint,
     load_generator,
-    resolve_checkpoint,
     save_checkpoint,
-    step_file_name,
 )
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import CheckpointError
-from tgan_deploy.io import atomic_path, file_sha256, write_json_atomic
+from tgan_deploy.io import (
+    atomic_path,
+    file_sha256,
+    link_atomic,
+    temporary_path,
+    temporary_target,
+    write_json_atomic,
+)
 from tgan_deploy.models import build_critic, build_generator
+from tgan_deploy.run_layout import list_checkpoints, resolve_checkpoint, step_file_name
 
 
 def tiny_config(hidden: int = 8) -> TrainConfig:
@@ -183,3 +188,18 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         save_checkpoint(target, {"config": {}, "step": 1, "bad": lambda: None})
     assert target.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_temporaries_name_their_target_and_links_replace_atomically(tmp_path: Path) -> None:
+    """The one temporary-file rule (io.py) that the trainer, export and the bulk writers all clean up by."""
+    first, second = temporary_path(tmp_path / "shard-000001.tar"), temporary_path(tmp_path / "shard-000001.tar")
+    assert first != second and first.stat().st_size == 0  # O_EXCL: each caller gets its own
+    assert temporary_target(first.name) == "shard-000001.tar"
+    assert temporary_target("shard-000001.tar") is None and temporary_target(".hidden") is None
+    source = tmp_path / "samples-step-2.png"
+    source.write_bytes(b"grid")
+    (tmp_path / "samples.png").write_bytes(b"older grid")
+    link_atomic(source, tmp_path / "samples.png")
+    assert (tmp_path / "samples.png").read_bytes() == b"grid"
+    assert os.path.samefile(source, tmp_path / "samples.png")  # a hard link, not a copy
+    assert not [p for p in tmp_path.iterdir() if temporary_target(p.name) and p not in (first, second)]

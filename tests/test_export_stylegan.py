@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from _hardware import has_tensorrt
 from _nvlabs_pickles import PersistentStandIn, write_nvlabs_pickle
 from _stylegan_fixtures import FIXTURES, needs_fixtures
 from _subprocess import repo_env
@@ -31,6 +34,7 @@ from tgan_deploy.checkpoint import load_checkpoint, load_generator
 from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export.graphs import RANDOM_OPS
 from tgan_deploy.export.pipeline import ExportOptions, run_export
+from tgan_deploy.export.triton import parse_config
 from tgan_deploy.io import file_sha256
 
 SG2_FIXTURES = ("sg2ada-64.pkl", "sg2ada-cond10-32.pkl", "rosinality-64.pt")
@@ -49,24 +53,40 @@ def _session(path: Path):  # type: ignore[no-untyped-def]
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _export(source: Path, out: Path, **options: object) -> tuple[ArtefactMetadata, object]:
+def _export(source: Path, out: Path, **options: object) -> tuple[ArtefactMetadata, Any]:
     return run_export(ExportOptions(source=source, out=out, **options), lambda _line: None)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module", params=SG2_FIXTURES)
-def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One export per StyleGAN2 fixture: fp32 + fp16 graphs, TensorRT-RTX engines (built on the CPU), parity at
-    batch 1, 7 and 64 (the export fails with ParityFailed if any artefact misses its tolerance)."""
+Export = tuple[Path, Path, ArtefactMetadata, Any]  # source, export dir, metadata, parity report
+
+
+@pytest.fixture(scope="module")
+def export_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Export]:
+    """One export per StyleGAN2 fixture file, shared by the module's tests: fp32 + fp16 graphs, TensorRT-RTX engines
+    (built on the CPU), a Triton repository, parity at batch 1, 7 and 64 (ParityFailed if any artefact misses its
+    tolerance)."""
+    done: dict[str, Export] = {}
+
+    def export(name: str) -> Export:
+        if name not in done:
+            source = FIXTURES / name
+            out = tmp_path_factory.mktemp(source.stem) / "export"
+            meta, report = _export(source, out, fp16=True, trt_rtx=True, triton_repo=out.parent / "triton")
+            done[name] = (source, out, meta, report)
+        return done[name]
+
+    return export
+
+
+@pytest.fixture(params=SG2_FIXTURES)
+def exported(request: pytest.FixtureRequest, export_of: Callable[[str], Export]) -> Export:
     if not FIXTURES.is_dir():
         pytest.skip("../shared/fixtures/stylegan is absent")
-    source = FIXTURES / request.param
-    out = tmp_path_factory.mktemp(source.stem) / "export"
-    meta, report = _export(source, out, fp16=True, trt_rtx=True)
-    return source, out, meta, report
+    return export_of(request.param)
 
 
 @needs_fixtures
-def test_export_files_and_metadata(exported) -> None:  # type: ignore[no-untyped-def]
+def test_export_files_and_metadata(exported: Export) -> None:
     source, out, meta, report = exported
     nvlabs = source.suffix == ".pkl"
     assert report.passed
@@ -82,10 +102,16 @@ def test_export_files_and_metadata(exported) -> None:  # type: ignore[no-untyped
     assert meta.source_checkpoint_sha256 == file_sha256(source) and meta.default_psi == 1.0
     g, _, _ = load_generator(out / "checkpoint.pt")
     assert (meta.w_dim, meta.num_ws) == (g.w_dim, g.num_ws)
-    np.testing.assert_array_equal(np.float32(meta.w_avg), g.w_avg.numpy())
+    np.testing.assert_array_equal(np.asarray(meta.w_avg, np.float32), g.get_submodule("mapping").get_buffer("w_avg"))
     # the converted checkpoint is ours: weights-only, tagged, the origin recorded (what --init-from reads)
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["origin"]["source_sha256"] == file_sha256(source)
+    # Triton serves generator.onnx (z [, label] -> image) as for every export
+    triton = out.parent / "triton"
+    for model in ("tgan_generator_onnx", "tgan_generator_onnx_fp16"):
+        assert (triton / model / "1" / "model.onnx").is_file()
+        config = parse_config((triton / model / "config.pbtxt").read_text())
+        assert config is None or [i.name for i in config.input] == (["z", "label"] if meta.num_classes else ["z"])
     # every graph ran at batch 1, 7 and 64 from one file
     ran = {(r.file, r.batch) for r in report.rows if r.status == "pass"}
     for graph in GRAPHS:
@@ -94,7 +120,7 @@ def test_export_files_and_metadata(exported) -> None:  # type: ignore[no-untyped
 
 
 @needs_fixtures
-def test_graphs_are_deterministic_with_dynamic_batch(exported) -> None:  # type: ignore[no-untyped-def]
+def test_graphs_are_deterministic_with_dynamic_batch(exported: Export) -> None:
     _, out, meta, _ = exported
     for graph in GRAPHS:
         for file in (f"{graph}.onnx", f"{graph}.fp16.onnx"):
@@ -111,7 +137,7 @@ def test_graphs_are_deterministic_with_dynamic_batch(exported) -> None:  # type:
 
 
 @needs_fixtures
-def test_onnx_equals_the_originals_outputs(exported) -> None:  # type: ignore[no-untyped-def]
+def test_onnx_equals_the_originals_outputs(exported: Export) -> None:
     """generator/mapping/synthesis.onnx on the fixture's latents reproduce the original code's float32 outputs."""
     source, out, meta, _ = exported
     ref = np.load(source.with_suffix(".npz"))
@@ -130,8 +156,15 @@ def test_onnx_equals_the_originals_outputs(exported) -> None:  # type: ignore[no
     np.testing.assert_allclose(image, ref["img_psi1"], rtol=0, atol=_tolerance(ref["img_psi1"]))
 
 
-def _nvlabs_uint8(image: np.ndarray) -> np.ndarray:
-    return np.floor(np.clip(image.astype(np.float64) * 127.5 + 128, 0, 255)).astype(np.uint8)
+def _assert_nvlabs_pixels(pixels: np.ndarray, image: np.ndarray) -> None:
+    """`pixels` (uint8 NCHW) are NVlabs generate.py's conversion of the original's float `image`, but for values
+    within our float error of a pixel boundary (off by one there)."""
+    scaled = np.clip(image.astype(np.float64) * 127.5 + 128, 0, 255)
+    theirs = np.floor(scaled).astype(np.uint8)
+    assert pixels.dtype == np.uint8 and pixels.shape == theirs.shape
+    diff = np.abs(pixels.astype(int) - theirs.astype(int))
+    near_boundary = np.abs(scaled - np.round(scaled)) <= 127.5 * _tolerance(image)
+    assert diff.max() <= 1 and not (diff.astype(bool) & ~near_boundary).any()
 
 
 @needs_fixtures
@@ -141,23 +174,18 @@ def test_uint8_and_psi_match_the_originals_conversion(tmp_path: Path) -> None:
     source = FIXTURES / "sg2ada-cond10-32.pkl"
     ref = np.load(source.with_suffix(".npz"))
     meta, report = _export(source, tmp_path / "u8", output="uint8", psi=0.7, parity_batches=(7,))
-    assert report.passed and meta.output_dtype == "uint8" and meta.default_psi == 0.7  # type: ignore[attr-defined]
+    assert report.passed and meta.output_dtype == "uint8" and meta.default_psi == 0.7
     feeds = {"z": ref["z"], "label": ref["labels"].astype(np.int64)}
-    pixels = _session(tmp_path / "u8" / "generator.onnx").run(None, feeds)[0]
-    theirs = _nvlabs_uint8(ref["img_psi07"])
-    assert pixels.dtype == np.uint8 and pixels.shape == theirs.shape
-    diff = np.abs(pixels.astype(int) - theirs.astype(int))
-    scaled = np.clip(ref["img_psi07"].astype(np.float64) * 127.5 + 128, 0, 255)
-    near_boundary = np.abs(scaled - np.round(scaled)) <= 127.5 * _tolerance(ref["img_psi07"])
-    assert diff.max() <= 1 and not (diff.astype(bool) & ~near_boundary).any()
+    _assert_nvlabs_pixels(_session(tmp_path / "u8" / "generator.onnx").run(None, feeds)[0], ref["img_psi07"])
 
 
 @needs_fixtures
-def test_fp32_tensorrt_rtx_engines_build_on_the_cpu(exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_fp32_tensorrt_rtx_engines_build_on_the_cpu(exported: Export, tmp_path: Path) -> None:
     """The export built the fp16 engines; the fp32 graphs build too (TensorRT-RTX needs no GPU to build)."""
     _, out, meta, report = exported
     assert [r.status for r in report.rows if r.backend == "tensorrt-rtx"] == ["built, not run"] * 3
-    shapes = {"mapping": None, "synthesis": {"ws": (meta.num_ws, meta.w_dim)}}
+    shapes: dict[str, dict[str, tuple[int, ...]] | None] = {"mapping": None,
+                                                            "synthesis": {"ws": (meta.num_ws, meta.w_dim)}}
     for graph, input_shapes in shapes.items():
         build = trt_mod.build_engine(out / f"{graph}.onnx", tmp_path, graph, target="tensorrt-rtx",
                                      batch_profile=(1, 16, 64), latent_dim=meta.latent_dim,
@@ -166,19 +194,30 @@ def test_fp32_tensorrt_rtx_engines_build_on_the_cpu(exported, tmp_path: Path) ->
 
 
 @needs_fixtures
-@pytest.mark.xfail(strict=True, reason="waits on feat/wspace26: the runtime's NVlabs seed rule and pixel rule")
-def test_sampler_seeds_give_the_nvlabs_images(tmp_path: Path) -> None:
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not has_tensorrt(), reason="needs TensorRT and a CUDA GPU")
+@pytest.mark.parametrize("fp16", [False, True])
+def test_tensorrt_engines_of_every_graph_match_torch(tmp_path: Path, fp16: bool) -> None:
+    """On a GPU: --trt builds an engine per graph and each passes the parity gate against eager torch on CUDA
+    (fp32: 1e-4 with TF32 off; fp16: >= 40 dB, no NaN: the islands hold on TensorRT too)."""
+    source = FIXTURES / "sg2ada-64.pkl"
+    meta, report = _export(source, tmp_path / "e", trt=True, fp16=fp16, parity_batches=(1, 7, 64))
+    rows = [r for r in report.rows if r.backend == "tensorrt"]
+    assert {r.file.split(".")[0] for r in rows} == set(GRAPHS) and all(r.status == "pass" for r in rows)
+    assert {meta.files[k] for k in ("tensorrt", "mapping_tensorrt", "synthesis_tensorrt")}
+
+
+@needs_fixtures
+def test_sampler_seeds_give_the_nvlabs_images(export_of: Callable[[str], Export]) -> None:
     """Seeds 0..7 through Sampler on an imported NVlabs export are the images NVlabs' generate.py makes."""
     from tgan_deploy.runtime.sampler import Sampler
 
-    source = FIXTURES / "sg2ada-64.pkl"
+    source, out, _, _ = export_of("sg2ada-64.pkl")
     ref = np.load(source.with_suffix(".npz"))
-    _export(source, tmp_path / "e", parity_batches=(1,))
-    with Sampler.open(tmp_path / "e", backend="onnxruntime") as sampler:
+    with Sampler.open(out, backend="onnxruntime") as sampler:
         images = sampler.sample(seeds=range(8))
-    theirs = _nvlabs_uint8(ref["img_psi1"]).transpose(0, 2, 3, 1)
-    diff = np.abs(images.astype(int) - theirs.astype(int))
-    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    _assert_nvlabs_pixels(images.transpose(0, 3, 1, 2), ref["img_psi1"])  # Sampler gives NHWC
 
 
 # -- refusals through the command (files built here; no fixtures needed) ------------------------------------------
@@ -240,7 +279,7 @@ def test_fp16_keeps_overflowing_demodulation_in_fp32(tmp_path: Path) -> None:
                 state[key][name] = tensor * 8
     save_checkpoint(tmp_path / "scaled.pt", state)
     meta, report = _export(tmp_path / "scaled.pt", tmp_path / "e", fp16=True, parity_batches=(7,))
-    assert report.passed and meta.seed_rule == "tgan" and meta.source_format == ""  # type: ignore[attr-defined]
+    assert report.passed and meta.seed_rule == "tgan" and meta.source_format == ""
     islands = json.loads((tmp_path / "e" / "fp16.json").read_text())["synthesis"]["blocked"]
     assert islands and all("magnitude" in why for why in islands.values())
     assert any(".conv" in why and "MatMul" in why for why in islands.values())
@@ -252,3 +291,16 @@ def test_fp16_keeps_overflowing_demodulation_in_fp32(tmp_path: Path) -> None:
     fp32 = _session(tmp_path / "e" / "synthesis.onnx").run(None, {"ws": ws})[0]
     naive_check = parity_mod.compare(fp32, image, precision="fp16", output_dtype="float32", kind="image")
     assert naive_check["status"] == "fail"  # without the islands the fp16 gate fails
+
+
+def test_psi_is_refused_for_models_without_a_mapping_network(tmp_path: Path) -> None:
+    from _factories import small_config, write_checkpoint
+
+    from tgan_deploy.errors import TganError
+
+    checkpoint = write_checkpoint(tmp_path / "step.pt", small_config("dcgan", 32))
+    with pytest.raises(TganError, match="no mapping network"):
+        _export(checkpoint, tmp_path / "out", psi=0.7)
+    with pytest.raises(TganError, match="finite"):
+        _export(checkpoint, tmp_path / "out", psi=float("nan"))
+    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["step.pt"]

@@ -40,15 +40,17 @@ class Layer:
 # specific pattern naming it ("runtime.bulk.*" before "runtime.*").
 LAYERS: dict[str, Layer] = {
     # contracts and utilities every command shares (cli: the click helpers; it starts commands by name, not import)
-    "base": Layer(("__init__", "__main__", "errors", "_extras", "io", "artefact", "cli"), (), NEVER),
-    "config": Layer(("config",), ("base",), NEVER),
+    "base": Layer(("__init__", "__main__", "errors", "_extras", "io", "artefact", "cli", "run_layout", "cache"), (),
+                  NEVER),
+    # the config, and what a checkpoint's config says about its generator (artefact metadata, which weights sample)
+    "config": Layer(("config", "checkpoint_metadata"), ("base",), NEVER),
     "ops": Layer(("ops.*",), ("base",), YES),
     "models": Layer(("models.*",), ("base", "config", "ops"), YES),
     "checkpoint": Layer(("checkpoint",), ("base", "config", "models"), YES),  # the one safe checkpoint loader
     # the sampler: seeds -> images; its torch backend loads a checkpoint through the one loader, lazily
-    "runtime": Layer(("runtime.*",), ("base", "checkpoint"), LAZY),
-    # bulk writers and Ray Data sit on the runtime's public API; bulk still resolves a served checkpoint's file
-    "runtime.bulk": Layer(("runtime.bulk.*",), ("base", "runtime", "checkpoint"), NEVER),
+    "runtime": Layer(("runtime.*",), ("base", "config", "checkpoint"), LAZY),
+    # bulk writers and Ray Data sit on the runtime's public API
+    "runtime.bulk": Layer(("runtime.bulk.*",), ("base", "runtime"), NEVER),
     "runtime.raydata": Layer(("runtime.raydata",), ("base", "runtime", "runtime.bulk"), NEVER),
     "runtime.cli": Layer(("runtime.cli",), ("base", "runtime", "runtime.bulk"), NEVER),  # tgan-sample, tgan-bench
     "serve": Layer(("serve.*",), ("base", "runtime"), NEVER),
@@ -344,10 +346,10 @@ def _plant(root: Path, module: str, code: str) -> int:
     # the runtime reaching up into metrics, inside a function (metrics.defaults imports nothing: no cycle)
     ("tgan_deploy.runtime.latents", "def _planted():\n    from tgan_deploy.metrics import defaults\n",
      "tgan_deploy/runtime/latents.py:{line}: tgan_deploy.runtime.latents imports tgan_deploy.metrics.defaults: "
-     "layer runtime may not import layer metrics (it may import: base, checkpoint)"),
+     "layer runtime may not import layer metrics (it may import: base, config, checkpoint)"),
     # export reaching into the trainer (train.ema imports no export module)
-    ("tgan_deploy.export.metadata", "from tgan_deploy.train import ema\n",
-     "tgan_deploy/export/metadata.py:{line}: tgan_deploy.export.metadata imports tgan_deploy.train.ema: "
+    ("tgan_deploy.export.triton", "from tgan_deploy.train import ema\n",
+     "tgan_deploy/export/triton.py:{line}: tgan_deploy.export.triton imports tgan_deploy.train.ema: "
      "layer export may not import layer train (it may import: base, config, models, checkpoint, foreign, runtime)"),
     # the service reaching past the runtime into the checkpoint loader
     ("tgan_deploy.serve.images", "def _planted():\n    import tgan_deploy.checkpoint\n",

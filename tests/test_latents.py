@@ -17,10 +17,11 @@ from tgan_deploy.runtime.latents import (
     interpolate_latents,
     latent,
     latents,
+    seed_range,
 )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 42, 2**32 + 5, 2**63])
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**32 + 5, 2**63 - 1])
 def test_each_seed_is_numpys_default_rng(seed: int) -> None:
     want = np.random.default_rng(seed).standard_normal(100).astype(np.float32)
     got = latents([seed], 100)
@@ -44,7 +45,7 @@ def test_a_seed_does_not_depend_on_its_neighbours_or_the_batch() -> None:
     np.testing.assert_array_equal(latents([5, 6, 7], 8)[1], latents([6], 8)[0])
 
 
-@pytest.mark.parametrize("seeds", [[-1], [1.0], [1.5], [True], [False], ["3"], [0, None], []])
+@pytest.mark.parametrize("seeds", [[-1], [1.0], [1.5], [True], [False], ["3"], [0, None], [], [2**63]])
 def test_bad_seeds(seeds: list) -> None:
     with pytest.raises(InvalidSeedError) as info:
         latents(seeds, 8)
@@ -182,3 +183,39 @@ def test_controlled_latents_are_the_same_bytes_in_another_process_and_the_golden
 def test_the_truncation_floor_bounds_the_cost() -> None:
     z = latents(range(4), 512, truncation=0.01)  # the smallest allowed: a few ms per latent, not a hang
     assert np.abs(z).max() <= np.float32(0.01)
+
+
+# -- seed ranges and seed rules: latents is the one place that checks a seed or applies a rule -----------------
+def test_seed_range_is_the_one_check_of_seed_and_n() -> None:
+    assert seed_range(5, 3) == range(5, 8)
+    assert seed_range(np.int64(2**63 - 2), 2) == range(2**63 - 2, 2**63)
+    for seed, n in ((0, 0), (0, -1), (0, 1.5), (0, True), (-1, 2), (2**63 - 1, 2), (1.0, 2)):
+        with pytest.raises(InvalidSeedError) as info:
+            seed_range(seed, n)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("seed", [0, 85, 2**32 - 1])
+def test_nvlabs_seed_rule_is_randomstate_randn(seed: int) -> None:
+    """NVlabs' generate.py: z = np.random.RandomState(seed).randn(1, G.z_dim), float64 cast to float32."""
+    want = np.random.RandomState(seed).randn(1, 512)[0].astype(np.float32)
+    np.testing.assert_array_equal(latents([seed], 512, rule="nvlabs")[0], want)
+    assert not np.array_equal(want, latents([seed], 512)[0])  # the two rules really differ
+
+
+def test_nvlabs_seed_rule_refuses_seeds_randomstate_cannot_take() -> None:
+    with pytest.raises(InvalidSeedError, match=r"below 2\*\*32") as info:
+        latents([2**32], 8, rule="nvlabs")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InvalidSeedError, match="last seed"):
+        seed_range(2**32 - 1, 2, "nvlabs")
+    with pytest.raises(InvalidLatentOptionError, match="seed rule 'other'"):
+        latents([1], 8, rule="other")
+
+
+def test_truncation_redraws_from_the_rules_own_stream() -> None:
+    rs = np.random.RandomState(3)
+    z = rs.randn(64)
+    while (np.abs(z) > 0.5).any():
+        z[np.abs(z) > 0.5] = rs.randn(int((np.abs(z) > 0.5).sum()))
+    np.testing.assert_array_equal(latents([3], 64, truncation=0.5, rule="nvlabs")[0], z.astype(np.float32))

@@ -18,7 +18,7 @@ import pytest
 import torch
 from _subprocess import repo_env
 
-from tgan_deploy.checkpoint import save_checkpoint, step_file_name
+from tgan_deploy.checkpoint import save_checkpoint
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.metrics._digits import read_builtin_digits, to_resolution
 from tgan_deploy.metrics.classifier import TrainedClassifier, load_classifier, split
@@ -27,6 +27,7 @@ from tgan_deploy.metrics.frechet import frechet_distance_features
 from tgan_deploy.metrics.histogram import kl_to_uniform
 from tgan_deploy.metrics.kid import kernel_distance
 from tgan_deploy.models import build_generator
+from tgan_deploy.run_layout import step_file_name
 
 MIN_ACCURACY = 0.97
 

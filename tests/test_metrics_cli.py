@@ -12,12 +12,13 @@ import pytest
 import torch
 from _subprocess import repo_env
 
-from tgan_deploy.checkpoint import save_checkpoint, step_file_name
+from tgan_deploy.checkpoint import save_checkpoint
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.data.toy import MIXTURES
 from tgan_deploy.errors import TganError
 from tgan_deploy.metrics.evaluate import evaluate, generate
 from tgan_deploy.models import build_generator
+from tgan_deploy.run_layout import step_file_name
 
 
 def run_eval(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,9 @@ from torch import nn
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.data.toy import MIXTURES
 from tgan_deploy.metrics.cli import format_table
-from tgan_deploy.metrics.conditional import average_accuracy, per_class_accuracy, sample_labels
+from tgan_deploy.metrics.conditional import average_accuracy, per_class_accuracy
 from tgan_deploy.metrics.evaluate import evaluate
+from tgan_deploy.runtime.labels import seed_labels
 
 
 class CentreGenerator(nn.Module):
@@ -36,7 +37,8 @@ def _config(num_classes: int) -> TrainConfig:
 
 
 def test_per_class_accuracy_and_labels() -> None:
-    assert sample_labels(6, 5, 4).tolist() == [2, 3, 0, 1, 2]
+    assert seed_labels(range(6, 11), 4).tolist() == [2, 3, 0, 1, 2]
+    assert seed_labels(range(3), 0) is None
     per_class = per_class_accuracy(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 4)
     assert per_class[:3] == [1.0, 1.0, 0.5] and math.isnan(per_class[3])
     assert average_accuracy(per_class) == 2.5 / 3

@@ -69,9 +69,9 @@ def test_edited_source_rebuilds_once_when_two_processes_build_at_once(tmp_path: 
     """Like two DDP ranks after a killed build: both succeed, exactly one compiles, both load the same build."""
     src = _copy_sources(tmp_path / "src")
     (src / "pairing.cpp").write_text((src / "pairing.cpp").read_text() + "\n// edited: must rebuild\n")
-    env = repo_env(**{build.CACHE_ENV: str(tmp_path / "cache")})
+    env = repo_env(TGAN_DEPLOY_CACHE=str(tmp_path / "cache"))  # builds go to its ext/
     # a build killed earlier (kill -9) left torch's build baton behind: it must not make the builders wait forever
-    stale = tmp_path / "cache" / f"tgan_pairing_cpu_{build.build_key('cpu', src)}" / "lock"
+    stale = tmp_path / "cache" / "ext" / f"tgan_pairing_cpu_{build.build_key('cpu', src)}" / "lock"
     stale.parent.mkdir(parents=True)
     stale.write_text("")
     procs = [subprocess.Popen([sys.executable, "-c", LOAD_AND_RUN, str(src)], env=env, stdout=subprocess.PIPE,

@@ -213,7 +213,7 @@ def test_auto_falls_back_with_one_warning_when_the_build_fails(tmp_path: Path) -
         "msgs = [str(w.message) for w in caught if 'pair-score kernel' in str(w.message)]\n"
         "print(len(msgs)); print(msgs[0] if msgs else '')\n"
     )
-    env = repo_env(TGAN_DEPLOY_EXT_CACHE=str(tmp_path), CXX="false")
+    env = repo_env(TGAN_DEPLOY_CACHE=str(tmp_path), CXX="false")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     count, message = proc.stdout.splitlines()[:2]

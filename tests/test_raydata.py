@@ -130,8 +130,9 @@ def test_rays_webdataset_writer_adds_the_class_of_a_conditional_model(cluster: N
     for shard in tmp_path.glob("*.tar"):
         with tarfile.open(shard) as tar:
             members.update({m.name: tar.extractfile(m).read() for m in tar.getmembers()})  # type: ignore[union-attr]
-    assert sorted(members) == sorted(f"{s:06d}.{ext}" for s in (4, 5) for ext in ("png", "json", "cls"))
-    assert (members["000004.cls"], members["000005.cls"]) == (b"1", b"2")  # as the bulk writer's .cls entries
+    keys = ("0001-000004", "0002-000005")  # class-seed, as the bulk writer's keys of labelled samples
+    assert sorted(members) == sorted(f"{key}.{ext}" for key in keys for ext in ("png", "json", "cls"))
+    assert (members["0001-000004.cls"], members["0002-000005.cls"]) == (b"1", b"2")  # as the bulk writer's
     with Sampler.open(tiny_models.cond_export) as sampler:
-        assert np.array_equal(np.asarray(Image.open(io.BytesIO(members["000005.png"]))),
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(members["0002-000005.png"]))),
                               sampler.sample([5], labels="seven")[0])

@@ -91,6 +91,17 @@ def test_auto_backend_reports_what_really_runs(tiny_models: TinyModels) -> None:
         assert from_run_dir.backend == "torch"
 
 
+def test_checkpoint_served_by_torch_carries_its_exports_provenance(tiny_models: TinyModels) -> None:
+    """One checkpoint -> metadata function: the torch backend records what the export's model.json does (weights
+    sha256, step, weights, classes ...); only what the export itself decides (files, time, opset, profile) differs."""
+    export_only = {"files", "exported_at", "opset", "batch_profile"}
+    with Sampler.open(tiny_models.export) as exported, Sampler.open(tiny_models.checkpoint, backend="torch") as served:
+        ours = {k: v for k, v in served.metadata.items() if k not in export_only}
+        theirs = {k: v for k, v in exported.metadata.items() if k not in export_only}
+    assert ours == theirs
+    assert ours["source_checkpoint_sha256"] and ours["source_step"] == 1 and ours["weights"] == "ema"
+
+
 def test_lone_onnx_file_reads_its_metadata_props(tiny_models: TinyModels, tmp_path: Path) -> None:
     lone = tmp_path / "g.onnx"
     shutil.copy(tiny_models.export / "generator.onnx", lone)
@@ -144,7 +155,7 @@ def test_bad_latents_are_rejected(tiny_models: TinyModels, z: object, message: s
 
 @pytest.mark.parametrize("kwargs, error", [
     ({"seeds": [1, -2]}, InvalidSeedError), ({"seeds": [1.5]}, InvalidSeedError), ({"seeds": []}, InvalidSeedError),
-    ({"seeds": [True]}, InvalidSeedError), ({"n": 0}, InvalidLatentError), ({"n": 2, "seed": -1}, InvalidSeedError),
+    ({"seeds": [True]}, InvalidSeedError), ({"n": 0}, InvalidSeedError), ({"n": 2, "seed": -1}, InvalidSeedError),
     ({}, TganError), ({"seeds": [1], "n": 1}, TganError),
 ])
 def test_bad_seeds_are_rejected(tiny_models: TinyModels, kwargs: dict[str, object], error: type) -> None:

@@ -200,17 +200,23 @@ def test_bulk_per_class_writes_every_class_in_its_directory(tiny_models: TinyMod
     assert again.returncode == 0 and "wrote 0 images of 3 classes" in again.stdout  # complete: nothing rewritten
 
 
-def test_bulk_per_class_tar_and_npy_carry_labels_and_verify_across_shards(tiny_models: TinyModels,
-                                                                          tmp_path: Path) -> None:
+def test_bulk_per_class_tar_and_npy_carry_labels_unique_keys_and_verify_across_shards(tiny_models: TinyModels,
+                                                                                      tmp_path: Path) -> None:
     for shard in ("0/2", "1/2"):
         done = tgan("sample", str(tiny_models.cond_export), "--per-class", "4", "--format", "tar", "--shard-size", "2",
                     "--shard", shard, "--out", f"tar-{shard[0]}", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     with tarfile.open(tmp_path / "tar-0" / "dog" / "shard-000000.tar") as tar:
         names = tar.getnames()
-        assert names[:3] == ["000000.png", "000000.json", "000000.cls"]
-        assert tar.extractfile("000000.cls").read() == b"1"  # type: ignore[union-attr]
-        assert json.loads(tar.extractfile("000000.json").read())["class"] == "dog"  # type: ignore[union-attr]
+        assert names[:3] == ["0001-000000.png", "0001-000000.json", "0001-000000.cls"]
+        assert tar.extractfile("0001-000000.cls").read() == b"1"  # type: ignore[union-attr]
+        assert json.loads(tar.extractfile("0001-000000.json").read())["class"] == "dog"  # type: ignore[union-attr]
+    # the whole tree (both machines' shards, every class) read as one WebDataset: each sample's key is unique
+    keys = []
+    for shard in sorted(tmp_path.glob("tar-*/*/shard-*.tar")):
+        with tarfile.open(shard) as tar:  # WebDataset's key: a member's name up to its first dot
+            keys += [name.split(".", 1)[0] for name in tar.getnames() if name.endswith(".png")]
+    assert len(keys) == 3 * 4 and len(set(keys)) == len(keys), keys
     verified = tgan("sample", "--verify", "tar-0", "tar-1", cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.count("complete, no overlap") == 3  # one union per class

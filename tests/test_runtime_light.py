@@ -89,6 +89,7 @@ def test_importing_the_runtime_does_not_import_torch() -> None:
     code = ("import sys, tgan_deploy.runtime, tgan_deploy.runtime.cli, tgan_deploy.runtime.batching\n"
             "import tgan_deploy.runtime.walk, tgan_deploy.runtime.walk_cli, tgan_deploy.runtime.animation\n"
             "import tgan_deploy.runtime.bulk, tgan_deploy.runtime.bulk.console, tgan_deploy.runtime.raydata\n"
+            "import tgan_deploy.run_layout\n"
             "heavy = [m for m in ('torch', 'tensorrt', 'onnx') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=repo_env(), timeout=120)

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 from train_support import TOY, env, error_line, run_train
 
-from tgan_deploy.checkpoint import list_checkpoints
+from tgan_deploy.run_layout import list_checkpoints
 
 
 def test_help_explains_every_option() -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from train_support import TOY, env, error_line, free_port, losses, metrics, run_train, train_cmd, wait_for_records
 
-from tgan_deploy.checkpoint import list_checkpoints, load_checkpoint
+from tgan_deploy.checkpoint import load_checkpoint
 from tgan_deploy.errors import TganError
+from tgan_deploy.run_layout import list_checkpoints
 from tgan_deploy.train.runlock import LOCK_FILE, RunLockedError, run_lock
 
 LONG = [*TOY, "--set", "run.log_every=5", "--set", "run.checkpoint_every=25", "--set", "run.sample_every=50",

@@ -12,7 +12,8 @@ import pytest
 import torch
 from train_support import TOY, env, error_line, losses, metrics, run_train, train_cmd, wait_for_records
 
-from tgan_deploy.checkpoint import list_checkpoints, load_checkpoint
+from tgan_deploy.checkpoint import load_checkpoint
+from tgan_deploy.run_layout import list_checkpoints
 
 EXACT = [*TOY, "--pairing", "perm:2", "--set", "run.deterministic=true", "--set", "run.log_every=1",
          "--set", "run.sample_every=1000"]

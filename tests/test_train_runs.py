@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from train_support import IMAGES, TOY, losses, metrics, run_train
 
-from tgan_deploy.checkpoint import list_checkpoints, load_checkpoint, load_generator
+from tgan_deploy.checkpoint import load_checkpoint, load_generator
 from tgan_deploy.config import ModelConfig, TrainConfig
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import OBJECTIVES
+from tgan_deploy.run_layout import list_checkpoints
 from tgan_deploy.train.logging import read_metrics
 from tgan_deploy.train.loop import autocast_for, train
 

@@ -9,6 +9,12 @@ second input `label` int64 [batch] (class index into `classes`); unconditional e
 input. Output `image` float32 [batch, C, H, W] in [-1, 1]
 (or uint8 [batch, C, H, W] in [0, 255] with `output_dtype="uint8"`); a 2-D toy model outputs
 `points` float32 [batch, 2].
+
+Style models (StyleGAN2/3, imported: docs/stylegan.md) also have `mapping.onnx` (`z`[, `label`] -> `ws`
+float32 [batch, num_ws, w_dim], untruncated) and `synthesis.onnx` (`ws` -> `image`), files roles
+"mapping" and "synthesis"; their image is the original G's output (float32, not clamped) or uint8 by
+`pixel_rule`. The runtime applies truncation in w, style mixing and walks between the two
+(docs/runtime.md, "w-space").
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ ARTEFACT_FORMAT = "tgan-deploy-artefact/1"
 MODEL_JSON = "model.json"
 INPUT_NAME = "z"
 LABEL_NAME = "label"  # second input of class-conditional exports only
+WS_NAME = "ws"  # mapping.onnx's output and synthesis.onnx's input (style models)
 IMAGE_OUTPUT = "image"
 POINTS_OUTPUT = "points"
+MAPPING_ROLE, SYNTHESIS_ROLE = "mapping", "synthesis"  # `files` roles of a style model's two graphs
+SEED_RULES = ("tgan", "nvlabs")  # runtime/latents.py applies them
+PIXEL_RULES = ("tgan", "nvlabs")  # runtime/images.py (and export/onnx.py in the graph) apply them
 
 
 @dataclasses.dataclass
@@ -52,19 +62,15 @@ class ArtefactMetadata:
     # "metrics"}; for best.pt the score that made it best), and the sha256 of the checkpoint it was fine-tuned from.
     source_evaluation: dict[str, Any] | None = None
     init_from_sha256: str = ""
-    # Style models (StyleGAN2/3 imported from NVlabs / rosinality files; docs/stylegan.md). Defaults: our models.
+    # Style models (docs/stylegan.md); the defaults are our own models', so older model.json files load unchanged.
     family: str = ""  # "" our reference models; "stylegan2" / "stylegan3"
     source_format: str = ""  # "" ours; "nvlabs-pkl" / "rosinality-pt"
-    # "tgan": default_rng(s).standard_normal(dim); "nvlabs": np.random.RandomState(s).randn(1, dim)[0] (NVlabs
-    # generate.py / gen_images.py); both computed in float64 then cast to float32
-    seed_rule: str = "tgan"
-    # float image -> uint8: "tgan" = round((x + 1) * 127.5), clamped; "nvlabs" = clamp(x * 127.5 + 128, 0, 255)
-    # then truncated (NVlabs' generate.py)
-    pixel_rule: str = "tgan"
-    w_dim: int = 0
-    num_ws: int = 0
-    w_avg: list[float] = dataclasses.field(default_factory=list)  # the file's tracked mean of w
-    default_psi: float = 1.0
+    seed_rule: str = "tgan"  # how a seed becomes z: runtime/latents.py
+    pixel_rule: str = "tgan"  # how a float image becomes uint8: runtime/images.py
+    w_dim: int = 0  # width of w (0: no mapping network)
+    num_ws: int = 0  # ws per image, one per synthesis layer input
+    w_avg: list[float] = dataclasses.field(default_factory=list)  # the mapping network's tracked mean of w
+    default_psi: float = 1.0  # the truncation psi generator.onnx was exported with (psi=None means this)
     format: str = ARTEFACT_FORMAT
 
     @property
@@ -76,8 +82,23 @@ class ArtefactMetadata:
         return self.num_classes > 0
 
     @property
+    def w_space(self) -> bool:
+        """A model with a mapping network: psi is truncation in w, and style mixing and w walks apply."""
+        return self.num_ws > 0 and self.w_dim > 0
+
+    @property
     def output_range(self) -> tuple[float, float]:
         return (0.0, 255.0) if self.output_dtype == "uint8" else (-1.0, 1.0)
+
+    def check_rules(self) -> None:
+        """TganError unless the seed and pixel rules are ones this version knows, and w_avg fits w_dim."""
+        for name, value, known in (("seed_rule", self.seed_rule, SEED_RULES),
+                                   ("pixel_rule", self.pixel_rule, PIXEL_RULES)):
+            if value not in known:
+                raise TganError(f"{name} {value!r} is not one of {', '.join(known)}: the model was exported by "
+                                "another tgan-deploy version; update tgan-deploy or re-export it")
+        if self.w_space and len(self.w_avg) != self.w_dim:
+            raise TganError(f"w_avg has {len(self.w_avg)} values for w_dim {self.w_dim}: re-export the model")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -94,9 +115,11 @@ class ArtefactMetadata:
             )
         names = {f.name for f in dataclasses.fields(cls)}
         try:
-            return cls(**{k: v for k, v in data.items() if k in names})
+            meta = cls(**{k: v for k, v in data.items() if k in names})
         except TypeError as exc:  # a required field is missing
             raise TganError(f"artefact metadata is incomplete ({exc}): re-export it with `tgan-export`") from exc
+        meta.check_rules()
+        return meta
 
     def to_onnx_props(self) -> dict[str, str]:
         """`metadata_props` entries: one per field, JSON-encoded values."""

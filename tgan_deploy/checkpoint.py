@@ -14,69 +14,31 @@ A checkpoint is one file, `torch.save` of a dict of tensors and plain Python val
     optim_g, optim_d, rng, trainer ...   trainer state, opaque here
 
 It is written atomically (temp + rename) and read with `torch.load(weights_only=True)`, which
-refuses arbitrary pickled objects. A run directory keeps its checkpoints in `RUN_DIR/checkpoints/`
-as `step-XXXXXXXX.pt` (newest = highest step) and `best.pt` (the state at the best evaluation). A run
-directory given where a checkpoint is expected means its best.pt when it has one, else its newest step.
+refuses arbitrary pickled objects. Where a run directory keeps its checkpoints, and which one a run directory
+given where a checkpoint is expected means (best.pt, else the newest step), is run_layout.py's (torch-free).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from tgan_deploy.checkpoint_metadata import WEIGHT_KEYS, WEIGHTS, sampling_weights
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import CheckpointError, TganError
 from tgan_deploy.io import atomic_path
+from tgan_deploy.run_layout import resolve_checkpoint
 
 CHECKPOINT_FORMAT = "tgan-deploy-checkpoint/1"
-CHECKPOINT_DIR = "checkpoints"
-STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
-BEST_FILE = "best.pt"
-CHOICES = ("best", "last")  # which checkpoint of a run directory
-
-
-def step_file_name(step: int) -> str:
-    return f"step-{step:08d}.pt"
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` (must hold "config" and "step") atomically; adds the format tag."""
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
-
-
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Step checkpoints of a run directory, oldest first."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    found = [(int(m.group(1)), p) for p in folder.glob("step-*.pt") if (m := STEP_FILE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def resolve_checkpoint(path: str | Path, which: str = "auto") -> Path:
-    """A checkpoint file, or one of a run directory's (or its checkpoints/ folder's) checkpoints:
-    which = "auto" (best.pt if there is one, else the newest step), "best" (best.pt) or "last" (newest step)."""
-    p = Path(path)
-    if p.is_dir():
-        if p.name == CHECKPOINT_DIR and not (p / CHECKPOINT_DIR).is_dir():
-            p = p.parent  # RUN_DIR/checkpoints given instead of RUN_DIR
-        best = p / CHECKPOINT_DIR / BEST_FILE
-        if which in ("auto", "best") and best.is_file():
-            return best
-        if which == "best":
-            raise CheckpointError(f"{p} has no {CHECKPOINT_DIR}/{BEST_FILE}: it is written by evaluations during "
-                                  "training (run.eval_every); use --checkpoint last")
-        found = list_checkpoints(p)
-        if not found:
-            raise CheckpointError(f"{p} holds no checkpoints ({CHECKPOINT_DIR}/step-*.pt): "
-                                  "train with tgan-train first, or pass a checkpoint file")
-        return found[-1]
-    if not p.exists():
-        raise CheckpointError(f"checkpoint {p} does not exist: pass a run directory or a .pt file")
-    return p
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", which: str = "auto") -> dict[str, Any]:
@@ -136,10 +98,10 @@ def load_generator(path: str | Path, weights: str = "ema", map_location: str | t
     """
     from tgan_deploy.models import build_generator
 
-    if weights not in ("ema", "raw"):
+    if weights not in WEIGHTS:
         raise TganError(f"weights must be 'ema' or 'raw', got {weights!r}")
     state = load_checkpoint(path, map_location, which)
-    key = "generator_ema" if weights == "ema" and state.get("generator_ema") is not None else "generator"
+    key = WEIGHT_KEYS[sampling_weights(state, weights)]
     if state.get(key) is None:
         raise CheckpointError(f"{state['path']} holds no generator weights (a critic-only checkpoint?): "
                               "export from a checkpoint written by tgan-train")

@@ -97,7 +97,7 @@ class DataConfig:
     workers: int = 0  # DataLoader worker processes
     conditional: bool = False  # train class-conditionally on the data's labels (tgan-train --conditional)
     max_bad_fraction: float = 0.01  # unreadable images tolerated (skipped with a warning) before failing
-    cache_dir: str = ""  # decoded image-folder cache; "" = $XDG_CACHE_HOME/tgan-deploy/data, "none" = keep in RAM
+    cache_dir: str = ""  # decoded image-folder cache; "" = data/ in the cache root (cache.py), "none" = keep in RAM
     limit: int = 0  # train on N items only, a fixed seeded subset (TrainingData.subset; 0: all of them)
 
 

@@ -4,54 +4,96 @@ content hashes."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+TEMP_SUFFIX = ".tmp"
+_TEMPORARY = re.compile(r"\.(.+)\.[^.]+" + re.escape(TEMP_SUFFIX))  # .NAME.XXXXXXXX.tmp
+
+
+def temporary_path(target: str | os.PathLike[str]) -> Path:
+    """Create an empty file `.NAME.XXXXXXXX.tmp` beside `target` (NAME: its name) and return its path.
+
+    O_EXCL makes it this caller's alone; mode 0666 lets the umask decide the permissions, as a plain open()
+    does, so checkpoints and exports stay readable by a serving process running as another user (mkstemp's
+    0600 would not; reading the umask to chmod afterwards is not thread-safe: bulk writers run in threads).
+    """
+    target = Path(target)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def temporary_target(name: str) -> str | None:
+    """The name of the file a temporary `.NAME.XXXXXXXX.tmp` was being written for; None if `name` is not one."""
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`.
+def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it over `path` (fsyncing the file before and the
+    directory after, unless durable=False: then the caller syncs, e.g. a bulk part's files with one syncfs).
 
     On any exception (Ctrl-C included) the temporary file is removed and `path` is untouched.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temporary_path(target)
     try:
-        # mkstemp creates the file 0600; give the result the mode a plain open() would (0666 minus umask),
-        # so that checkpoints and exports stay readable by a serving process running as another user.
-        tmp.chmod(0o666 & ~_current_umask())
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        if durable:
+            fsync_dir(target.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read the umask is to set it and set it back
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable (POSIX); a no-op where directories cannot be opened.
-    with contextlib.suppress(OSError):
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make renames in `directory` durable (POSIX); a no-op where directories cannot be opened or synced."""
+    try:
         fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # file systems that cannot sync a directory
+            raise
+    finally:
+        os.close(fd)
+
+
+def link_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Make `target` the file `source` is, atomically: a hard link (no copy; a copy where the file system has no
+    hard links) to a temporary name, renamed over `target`, so `target` is never half there."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    try:
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tgan_deploy.cache import cache_dir
 from tgan_deploy.config import DataConfig, ModelConfig
 from tgan_deploy.data.images import GRAYSCALE_MODES, prepare
 from tgan_deploy.data.training_data import TrainingData
@@ -95,19 +96,18 @@ def folder_channels(root: Path, sample: int = 256) -> int:
     return 1 if grey else 3
 
 
-def cache_root(data_cfg: DataConfig) -> Path | None:
+def data_cache_dir(data_cfg: DataConfig) -> Path | None:
     if data_cfg.cache_dir.lower() == "none":
         return None
     if data_cfg.cache_dir:
         return Path(data_cfg.cache_dir).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tgan-deploy" / "data"
+    return cache_dir("data")
 
 
 def load_folder(root: Path, model_cfg: ModelConfig, data_cfg: DataConfig) -> TrainingData:
     files = find_images(root)
     shape = (model_cfg.channels, model_cfg.resolution, model_cfg.resolution)
-    cache = cache_root(data_cfg)
+    cache = data_cache_dir(data_cfg)
     if cache is None:
         images, bad = _decode_all(files, shape, data_cfg, root, np.empty((len(files), *shape), np.uint8))
         return _labelled(TrainingData(images, "image", str(root), skipped=len(bad)), root, files, bad)

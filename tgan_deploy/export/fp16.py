@@ -35,6 +35,7 @@ from onnx import numpy_helper
 
 from tgan_deploy._extras import require
 from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME
+from tgan_deploy.runtime.labels import seed_labels
 from tgan_deploy.runtime.latents import latents
 
 FP16_MAX = 65504.0
@@ -59,11 +60,6 @@ class Fp16Result:
                                + (", labels seed % num_classes" if self.conditional else ""),
                 "fp16_safe_max": FP16_SAFE_MAX, "target_psnr_db": TARGET_PSNR_DB,
                 **dataclasses.asdict(self)}
-
-
-def cycled_labels(n: int, num_classes: int) -> np.ndarray | None:
-    """Labels 0, 1, .., num_classes-1, 0, 1, .. for n latents (every class seen); None if unconditional."""
-    return np.arange(n, dtype=np.int64) % num_classes if num_classes > 0 else None
 
 
 def feeds(z: np.ndarray, labels: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -139,7 +135,7 @@ def _range_blocks(model: onnx.ModelProto, acts: dict[str, np.ndarray]) -> dict[s
 
 def calibration_feeds(latent_dim: int, num_classes: int = 0) -> dict[str, np.ndarray]:
     """The generator's calibration inputs: latents of CALIBRATION_SEEDS (labels cycled through every class)."""
-    return feeds(latents(CALIBRATION_SEEDS, latent_dim), cycled_labels(len(CALIBRATION_SEEDS), num_classes))
+    return feeds(latents(CALIBRATION_SEEDS, latent_dim), seed_labels(CALIBRATION_SEEDS, num_classes))
 
 
 def convert_fp16(src: Path, dst: Path, *, latent_dim: int, peak: float | None, num_classes: int = 0,

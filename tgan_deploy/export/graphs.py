@@ -14,13 +14,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from tgan_deploy.artefact import IMAGE_OUTPUT, INPUT_NAME, LABEL_NAME, ArtefactMetadata
+from tgan_deploy.artefact import (
+    IMAGE_OUTPUT,
+    INPUT_NAME,
+    LABEL_NAME,
+    MAPPING_ROLE,
+    SYNTHESIS_ROLE,
+    WS_NAME,
+    ArtefactMetadata,
+)
 from tgan_deploy.export import onnx as onnx_mod
 from tgan_deploy.export.fp16 import calibration_feeds
 from tgan_deploy.export.parity import Feeds, latent_feeds
 
 STYLE_ARCHS = ("stylegan2", "stylegan3")
-WS_NAME, WS_KIND = "ws", "ws"
+WS_KIND = "ws"  # parity kind of the mapping graph's output (no fixed range)
 # Op types that draw random numbers: a graph holding one would give another image every run (TensorRT rejects
 # RandomNormalLike, issue 26); style models take their noise from the file's constant buffers instead.
 # A style generator (docs/stylegan.md; models/stylegan2.py): mapping(z, label) -> ws, synthesis(ws) -> image, buffer
@@ -152,23 +160,11 @@ def style_graphs(generator: StyleModel, meta: ArtefactMetadata) -> list[Graph]:
         Graph("generator", ("generator", "onnx"), ("generator_fp16", "onnx_fp16"), full, as_exported(full),
               _example(latent, classes), _latent_shapes(latent, classes), IMAGE_OUTPUT, dtype, "image",
               latent_inputs, latent_calibration, _psnr_peak("image", dtype)),
-        Graph("mapping", ("mapping",), ("mapping_fp16",), mapping, mapping, _example(latent, classes),
+        Graph(MAPPING_ROLE, (MAPPING_ROLE,), (f"{MAPPING_ROLE}_fp16",), mapping, mapping, _example(latent, classes),
               _latent_shapes(latent, classes), WS_NAME, "float32", WS_KIND, latent_inputs, latent_calibration,
               None),
-        Graph("synthesis", ("synthesis",), ("synthesis_fp16",), synthesis, as_exported(synthesis),
+        Graph(SYNTHESIS_ROLE, (SYNTHESIS_ROLE,), (f"{SYNTHESIS_ROLE}_fp16",), synthesis, as_exported(synthesis),
               {WS_NAME: torch.randn(onnx_mod.EXPORT_BATCH, *ws_shape)}, {WS_NAME: ws_shape}, IMAGE_OUTPUT, dtype,
               "image", lambda batch: _mapped(mapping, latent_inputs(batch)),
               lambda: _mapped(mapping, latent_calibration()), _psnr_peak("image", dtype)),
     ]
-
-
-def style_fields(generator: StyleModel, origin: dict[str, str] | None, arch: str, psi: float) -> dict[str, object]:
-    """ArtefactMetadata's style-model fields. `origin`: the checkpoint's record of the foreign file it was
-    converted from (None for a style model trained here: our seed and pixel rules)."""
-    origin = origin or {}
-    return {"family": origin.get("family", arch), "source_format": origin.get("source_format", ""),
-            "seed_rule": origin.get("seed_rule", "tgan"), "pixel_rule": origin.get("pixel_rule", "tgan"),
-            "w_dim": int(generator.w_dim), "num_ws": int(generator.num_ws),
-            "w_avg": [float(v) for v in generator.w_avg.detach().cpu().reshape(-1)], "default_psi": float(psi),
-            **({"source_checkpoint_sha256": origin["source_sha256"]} if origin.get("source_sha256") else {})}
-

@@ -50,15 +50,12 @@ def check_opset(opset: int) -> None:
                           f"{torch.__version__}, onnx {onnx.__version__}): choose {MIN_OPSET}..{top}")
 
 
-PIXEL_RULES = ("tgan", "nvlabs")  # ArtefactMetadata.pixel_rule
-
-
 def to_uint8(image: torch.Tensor, pixel_rule: str = "tgan") -> torch.Tensor:
-    """float image -> uint8 [0, 255] by the model's pixel rule.
+    """float image -> uint8 [0, 255] by the artefact's pixel rule (runtime/images.py states both in numpy).
 
-    "tgan": [-1, 1] scaled, rounded half to even (torch and ONNX Round agree), clamped, cast.
-    "nvlabs": NVlabs generate.py's `(x * 127.5 + 128).clamp(0, 255).to(torch.uint8)`; the cast truncates, which on
-    [0, 255] is floor: written as Floor so every backend's Cast (whose float->int rounding ONNX leaves open) agrees.
+    "tgan": scale, round half to even (torch and ONNX Round agree), clamp, cast.
+    "nvlabs": x * 127.5 + 128, clamp, floor, cast: NVlabs' generate.py truncates in `.to(torch.uint8)`; the
+    graph floors explicitly because ONNX's Cast from float to an integer type does not promise truncation.
     """
     if pixel_rule == "nvlabs":
         return (image * 127.5 + 128.0).clamp(0.0, 255.0).floor().to(torch.uint8)

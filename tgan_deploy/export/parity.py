@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tgan_deploy.export.fp16 import cycled_labels, feeds
+from tgan_deploy.export.fp16 import feeds
 from tgan_deploy.export.onnx import to_uint8
 from tgan_deploy.io import write_json_atomic, write_text_atomic
+from tgan_deploy.runtime.labels import seed_labels
 from tgan_deploy.runtime.latents import latents
 
 DEFAULT_BATCHES = (1, 7, 64)
@@ -204,7 +205,7 @@ def compare(ref: np.ndarray, out: np.ndarray, *, precision: str, output_dtype: s
 
 def latent_feeds(latent_dim: int, num_classes: int = 0) -> Feeds:
     """The generator's parity inputs: `latents(range(batch))`, labels `seed % num_classes` when conditional."""
-    return lambda batch: feeds(latents(range(batch), latent_dim), cycled_labels(batch, num_classes))
+    return lambda batch: feeds(latents(range(batch), latent_dim), seed_labels(range(batch), num_classes))
 
 
 def run_parity(model: nn.Module, artefacts: Sequence[Artefact], *, latent_dim: int, batches: Sequence[int],

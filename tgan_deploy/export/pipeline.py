@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import shutil
 import tempfile
@@ -23,8 +24,9 @@ from typing import Any
 
 from torch import nn
 
-from tgan_deploy.artefact import ArtefactMetadata
-from tgan_deploy.checkpoint import BEST_FILE, CHECKPOINT_DIR, CHOICES, load_generator, save_checkpoint
+from tgan_deploy.artefact import MODEL_JSON, ArtefactMetadata
+from tgan_deploy.checkpoint import load_generator, save_checkpoint
+from tgan_deploy.checkpoint_metadata import metadata_from_checkpoint
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.export import fp16 as fp16_mod
@@ -34,8 +36,8 @@ from tgan_deploy.export import parity as parity_mod
 from tgan_deploy.export import sources
 from tgan_deploy.export import tensorrt as trt_mod
 from tgan_deploy.export import triton as triton_mod
-from tgan_deploy.export.metadata import build_metadata, write_model_json
 from tgan_deploy.io import write_json_atomic
+from tgan_deploy.run_layout import BEST_FILE, CHECKPOINT_DIR, CHOICES
 
 FP16_REPORT = "fp16.json"
 MAX_OPT_LEVEL = 5
@@ -87,6 +89,8 @@ def validate(opts: ExportOptions) -> None:
         raise TganError(f"--opt-batch {opt} is outside [--min-batch {lo}, --max-batch {hi}]: pick a batch inside")
     if not opts.parity_batches or min(opts.parity_batches) < 1:
         raise TganError(f"--parity-batches must be positive batch sizes, got {list(opts.parity_batches)}")
+    if opts.psi is not None and not math.isfinite(opts.psi):
+        raise TganError(f"--psi must be a finite number (StyleGAN truncation, 1 = none), got {opts.psi}")
     if not 0 <= opts.opt_level <= MAX_OPT_LEVEL:
         raise TganError(f"--opt-level must be 0..{MAX_OPT_LEVEL} (TensorRT builder optimisation level), "
                         f"got {opts.opt_level}")
@@ -173,7 +177,7 @@ def run_export(opts: ExportOptions, say: Callable[[str], None]) -> tuple[Artefac
         meta.files.update(parity=parity_mod.PARITY_JSON, parity_table=parity_mod.PARITY_MD)
         for file in {name for name in meta.files.values() if name.endswith(".onnx")}:
             onnx_mod.stamp_metadata(stage / file, meta)
-        write_model_json(stage, meta)
+        write_json_atomic(stage / MODEL_JSON, meta.to_dict())
         if opts.triton_repo is not None:
             triton_models: dict[str, Path] = {role: stage / meta.files[role]
                                               for role in ("onnx", "onnx_fp16", "tensorrt") if role in meta.files}
@@ -201,13 +205,13 @@ def _plan(opts: ExportOptions, generator: nn.Module, cfg: TrainConfig, state: di
         raise TganError(f"--psi is StyleGAN truncation in w; {state['path']} (arch {cfg.model.arch}) has no "
                         "mapping network: leave --psi out")
     output_dtype = "float32" if points else opts.output_dtype
-    meta = build_metadata(cfg, state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
-                          batch_profile=opts.batch_profile)
+    # the w fields and the origin's rules (family, seed and pixel rules, the source file's sha256) come from here
+    meta = metadata_from_checkpoint(state, weights=opts.weights, output_dtype=output_dtype, opset=opts.opset,
+                                    batch_profile=opts.batch_profile, exported=True, generator=generator)
     if not style:
         return meta, [graphs_mod.reference_graph(generator, meta)]
-    psi = 1.0 if opts.psi is None else opts.psi
-    fields = graphs_mod.style_fields(generator, state.get("origin"), cfg.model.arch, psi)
-    meta = dataclasses.replace(meta, **fields)  # type: ignore[arg-type]
+    meta.family = meta.family or cfg.model.arch  # a style model trained here has no origin record
+    meta.default_psi = 1.0 if opts.psi is None else opts.psi
     return meta, graphs_mod.style_graphs(generator, meta)
 
 
@@ -246,13 +250,15 @@ def _export_graph(opts: ExportOptions, graph: graphs_mod.Graph, stage: Path, met
         onnx_mod.check_graph(stage / graph.fp16_file, graph.output_name, inputs=list(graph.example))
         fp16_reports[graph.name] = result.to_dict()
         meta.files.update(dict.fromkeys(graph.fp16_roles, graph.fp16_file))
+        # the layer part of each reason ("style.synthesis.b16.conv1 MatMul: input/output magnitude ...")
+        layers = ", ".join(sorted({why.split(":")[0] for why in result.blocked.values()})) or "none"
         artefacts.append(parity_mod.Artefact(
             graph.fp16_roles[0], graph.fp16_file, "fp16", "onnxruntime-cpu",
             parity_mod.onnxruntime_runner(stage / graph.fp16_file, graph.output_name, fp16_faithful=True),
             note="run on ONNX Runtime's CPU provider with every intermediate tensor kept (rounded to fp16 "
-                 "between nodes as on a GPU; CPU kernels compute through casts)"))
-        blocked = ", ".join(result.blocked) or "none"
-        say(f"  wrote {graph.fp16_file} (kept in fp32 by measurement: {blocked}; calibration PSNR "
+                 f"between nodes as on a GPU; CPU kernels compute through casts); kept in fp32: {layers} "
+                 f"({FP16_REPORT} says why)"))
+        say(f"  wrote {graph.fp16_file} (kept in fp32 by measurement: {layers}; calibration PSNR "
             f"{result.psnr_db:.1f} dB)")
         engine_source = stage / graph.fp16_file
     precision = "fp16" if opts.fp16 else "fp32"

@@ -7,8 +7,8 @@ Generated images of other sizes or channel counts are averaged over channels and
 A held-out split (never trained on) is both its accuracy test and the real reference of the metrics.
 
 Features = the 128-d global-average-pooled output of the last conv block, the input of the final
-linear layer (the analogue of Inception's pool3). Weights are cached under
-$TGAN_DEPLOY_CACHE (default ~/.cache/tgan-deploy)/classifiers/<set>-<hash>.pt, keyed by a hash of the
+linear layer (the analogue of Inception's pool3). Weights are cached in the cache root (cache.py)
+under classifiers/<set>-<hash>.pt, keyed by a hash of the
 recipe and of the data, written atomically and read back with torch.load(weights_only=True).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tgan_deploy.cache import cache_root
 from tgan_deploy.errors import DataError
 from tgan_deploy.io import atomic_path
 from tgan_deploy.metrics._digits import data_fingerprint, read_builtin_digits, resize, to_resolution
@@ -123,10 +123,6 @@ def split(recipe: Recipe) -> tuple[tuple[np.ndarray, torch.Tensor], tuple[np.nda
     return (x[h:], y[h:]), (x[:h], y[:h])
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("TGAN_DEPLOY_CACHE") or Path.home() / ".cache" / "tgan-deploy")
-
-
 def _random_affine(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
     """Augmentation: random rotation, scale and translation per image (background -1 stays -1)."""
     n, size = len(x), x.shape[-1]
@@ -186,7 +182,7 @@ def load_classifier(dataset: str = "mnist5k", cache: str | Path | None = None,
     if dataset not in RECIPES:
         raise DataError(f"no classifier for {dataset!r}: choose from {', '.join(RECIPES)}")
     recipe = RECIPES[dataset]
-    path = Path(cache or cache_dir()) / "classifiers" / f"{dataset}-{recipe.key()}.pt"
+    path = Path(cache or cache_root()) / "classifiers" / f"{dataset}-{recipe.key()}.pt"
     model = DigitClassifier(recipe.widths)
     if path.is_file():
         try:

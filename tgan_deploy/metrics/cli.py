@@ -94,12 +94,13 @@ def main(source: Path, n: int, seed: int, weights: str, features: str | None, wh
     docs/evaluation.md for definitions and for Inception FID.
     """
     from tgan_deploy.checkpoint import load_generator
+    from tgan_deploy.checkpoint_metadata import sampling_weights
     from tgan_deploy.io import write_json_atomic
     from tgan_deploy.metrics.evaluate import data_kind, evaluate
     from tgan_deploy.metrics.features import find_detector
 
     generator, cfg, state = load_generator(source, weights=weights, which=which)
-    used = "ema" if weights == "ema" and state.get("generator_ema") is not None else "raw"  # load_generator's fallback
+    used = sampling_weights(state, weights)  # the weights load_generator loaded
     detector = find_detector(features or "") if features or data_kind(cfg) == "unsupported" else None
     result = evaluate(generator, cfg, n=n, seed=seed, progress=True, detector=detector)
     result["checkpoint"] = {"path": state["path"], "step": state.get("step"), "weights": used}

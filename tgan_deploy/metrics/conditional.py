@@ -1,7 +1,7 @@
 """Conditional accuracy: does the class a conditional generator was asked for come out?
 
-For a class-conditional model, the sample of seed s is drawn with label s mod num_classes (the same rule as
-the export's parity check), so n samples cover every class nearly equally. A judge assigns each sample a
+For a class-conditional model, the sample of seed s is drawn with label s mod num_classes (runtime.labels.seed_labels,
+the export's parity check's rule too), so n samples cover every class nearly equally. A judge assigns each sample a
 class: on digits the project's MNIST / digits classifier (classifier.py), on the 2-D mixtures the nearest
 component (toy2d.py). Accuracy of class k = share of its samples judged k; the average is the unweighted
 mean over classes (each class counts the same, whatever its sample count).
@@ -10,11 +10,6 @@ mean over classes (each class counts the same, whatever its sample count).
 from __future__ import annotations
 
 import numpy as np
-
-
-def sample_labels(seed: int, n: int, num_classes: int) -> np.ndarray:
-    """int64 labels of the samples of seeds seed .. seed + n - 1: seed mod num_classes."""
-    return np.arange(seed, seed + n, dtype=np.int64) % num_classes
 
 
 def per_class_accuracy(judged: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float]:

@@ -32,7 +32,7 @@ from tgan_deploy.data.toy import MIXTURES
 from tgan_deploy.errors import TganError
 from tgan_deploy.metrics._digits import to_resolution
 from tgan_deploy.metrics.classifier import TrainedClassifier, load_classifier, split
-from tgan_deploy.metrics.conditional import average_accuracy, per_class_accuracy, sample_labels
+from tgan_deploy.metrics.conditional import average_accuracy, per_class_accuracy
 from tgan_deploy.metrics.defaults import DEFAULTS
 from tgan_deploy.metrics.features import (
     DETECTOR_FILE,
@@ -47,7 +47,8 @@ from tgan_deploy.metrics.kid import kernel_distance
 from tgan_deploy.metrics.prc import precision_recall
 from tgan_deploy.metrics.toy2d import mode_metrics, nearest_centre
 from tgan_deploy.runtime.images import to_uint8
-from tgan_deploy.runtime.latents import latents
+from tgan_deploy.runtime.labels import seed_labels
+from tgan_deploy.runtime.latents import latents, seed_range
 
 BUILTIN = "builtin:"
 
@@ -74,15 +75,15 @@ def data_kind(cfg: TrainConfig, detector: Detector | None = None) -> str:
 def generate(generator: nn.Module, latent_dim: int, n: int, seed: int,
              batch_size: int = DEFAULTS["batch_size"], num_classes: int = 0) -> torch.Tensor:
     """G(z) for the latents of seeds seed .. seed + n - 1, in eval mode, on the generator's device, as CPU float32;
-    a conditional generator (num_classes > 0) gets the labels `conditional.sample_labels`."""
-    if n < 1 or seed < 0:
-        raise TganError(f"need n >= 1 samples and a seed >= 0, got n={n}, seed={seed}")
+    a conditional generator (num_classes > 0) gets the labels `runtime.labels.seed_labels`."""
+    seeds = seed_range(seed, n)
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     try:
-        z = torch.from_numpy(latents(range(seed, seed + n), latent_dim))
-        y = torch.from_numpy(sample_labels(seed, n, num_classes)) if num_classes else None
+        z = torch.from_numpy(latents(seeds, latent_dim))
+        labels = seed_labels(seeds, num_classes)
+        y = None if labels is None else torch.from_numpy(labels)
         out = [generator(*_inputs(z, y, slice(i, i + batch_size), device)).float().cpu()
                for i in range(0, n, batch_size)]
     finally:
@@ -136,7 +137,9 @@ def evaluate(generator: nn.Module, cfg: TrainConfig, n: int = DEFAULTS["n"], see
 
 def _add_conditional(result: dict[str, Any], judged: np.ndarray, seed: int, num_classes: int) -> None:
     """conditional_accuracy (class average) into the metrics, per class into the details."""
-    per_class = per_class_accuracy(judged, sample_labels(seed, len(judged), num_classes), num_classes)
+    labels = seed_labels(range(seed, seed + len(judged)), num_classes)
+    assert labels is not None  # called for conditional models only
+    per_class = per_class_accuracy(judged, labels, num_classes)
     result["metrics"]["conditional_accuracy"] = average_accuracy(per_class)
     result["details"]["conditional_accuracy_per_class"] = per_class
 

@@ -2,7 +2,8 @@
 
 The standard FID network is the Inception-v3 TorchScript file that StyleGAN2-ADA and StyleGAN3 use,
 `inception-2015-12-05.pt` (no torchvision needed: it is loaded with torch.jit.load). It cannot be downloaded
-here; put it at `default_detector_path()` ($TGAN_DEPLOY_CACHE/features/, default ~/.cache/tgan-deploy/features/)
+here; put it at `default_detector_path()` (features/ in the cache root, cache.py:
+~/.cache/tgan-deploy/features/ by default)
 or pass its path (tgan-train --eval-features, tgan-eval --features). Any TorchScript file with that
 detector's call signature works:
 
@@ -13,7 +14,7 @@ script themselves. Grayscale images are repeated to 3 channels. FD computed in I
 in any other detector's space, name it after that detector.
 
 Real features are computed once per (detector file, exact real images) and cached as .npy under
-$TGAN_DEPLOY_CACHE/eval-reference/, keyed by the sha256 of both (the data cache's idea: content, not names).
+eval-reference/ in the cache root (cache.py), keyed by the sha256 of both (the data cache's idea: content, not names).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tgan_deploy.cache import cache_dir, cache_root
 from tgan_deploy.errors import TganError
 from tgan_deploy.io import atomic_path, file_sha256
-from tgan_deploy.metrics.classifier import cache_dir
 
 DETECTOR_FILE = "inception-2015-12-05.pt"
 BATCH = 100  # detector forward batch
@@ -36,7 +37,7 @@ PROBE_SIZE = 32  # the probe batch load_detector checks the signature with
 
 
 def default_detector_path() -> Path:
-    return cache_dir() / "features" / DETECTOR_FILE
+    return cache_dir("features") / DETECTOR_FILE
 
 
 @dataclasses.dataclass
@@ -100,7 +101,7 @@ def real_features(detector: Detector, images: np.ndarray, cache: Path | None = N
     digest = hashlib.sha256(detector.sha256.encode())
     digest.update(str(images.shape).encode())
     digest.update(np.ascontiguousarray(images).data)
-    path = Path(cache or cache_dir()) / "eval-reference" / f"{digest.hexdigest()[:24]}.npy"
+    path = Path(cache or cache_root()) / "eval-reference" / f"{digest.hexdigest()[:24]}.npy"
     if path.is_file():
         try:
             cached: np.ndarray = np.load(path, allow_pickle=False)

@@ -7,7 +7,7 @@ CUDA, the GPU architecture. An unchanged build is imported straight from its .so
 an edited source gets a new key and a new build. A file lock per key makes concurrent builds (DDP ranks)
 safe: one process builds, the others wait and import its result.
 
-    TGAN_DEPLOY_EXT_CACHE    cache root (default: $XDG_CACHE_HOME/tgan_deploy/ext or ~/.cache/tgan_deploy/ext)
+    builds live in ext/ of the cache root (tgan_deploy/cache.py: $TGAN_DEPLOY_CACHE, default ~/.cache/tgan-deploy)
     TGAN_DEPLOY_EXT_VERBOSE  1: print the compiler's full output while building
 
 `python -m tgan_deploy.ops.build --compile-check` compiles pairing.cu with nvcc (compile only, against the
@@ -31,10 +31,11 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from tgan_deploy import cache
+
 SOURCE_DIR = Path(__file__).resolve().parent
 CPU_SOURCES = ("pairing.h", "pairing.cpp")
 CUDA_SOURCES = (*CPU_SOURCES, "pairing.cu")
-CACHE_ENV = "TGAN_DEPLOY_EXT_CACHE"
 VERBOSE_ENV = "TGAN_DEPLOY_EXT_VERBOSE"
 # -O3 and -march=native let the compiler vectorise the loops over H; -fopenmp makes ATen's parallel_for
 # (header code) run on torch's own OpenMP runtime, so torch.set_num_threads applies to the kernel.
@@ -56,14 +57,6 @@ class Built:
 
 
 _LOADED: dict[tuple[str, Path, Path], Built] = {}
-
-
-def cache_root() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tgan_deploy" / "ext"
 
 
 def verbose() -> bool:
@@ -114,11 +107,16 @@ def _import_so(name: str, so_path: Path) -> types.ModuleType:
     return module
 
 
+def builds_dir() -> Path:
+    """Where builds live: ext/ of the package's cache root."""
+    return cache.cache_dir("ext")
+
+
 def load_pairing(kind: str, source_dir: Path = SOURCE_DIR, cache_dir: Path | None = None) -> Built:
     """Import the "cpu" or "cuda" pairing extension, building it first if its cache entry is missing."""
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"kind must be 'cpu' or 'cuda', got {kind!r}")
-    root = cache_dir or cache_root()
+    root = cache_dir or builds_dir()
     memo = (kind, Path(source_dir), Path(root))
     if memo in _LOADED:
         return _LOADED[memo]

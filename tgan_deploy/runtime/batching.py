@@ -21,6 +21,9 @@ Semantics (docs/runtime.md has the full story):
 - Shutdown: `close()` refuses new requests (BatcherClosedError); pending ones are completed
   (default) or failed with BatcherClosedError (`cancel_pending=True`); it never waits for ever
   (`timeout`). Cancelled futures are skipped.
+- Style models (runtime/wspace.py): a request carries its z (and its mix seeds' z) and its w controls; a
+  batch runs ONE mapping pass over every request's latents, applies each request's controls to its own
+  rows, then ONE synthesis pass, so requests with different psi, cutoffs or mix seeds share batches.
 - Observing: `batches_run`, `images_run`, `queue_depth`, and `on_batch(images)`, called by the worker
   after each batch (e.g. to fill a batch-size histogram).
 """
@@ -35,16 +38,23 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from types import TracebackType
+from typing import cast
 
 import numpy as np
 
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.errors import BatcherClosedError, QueueFullError
 from tgan_deploy.runtime.labels import Labels
-from tgan_deploy.runtime.latents import latents
+from tgan_deploy.runtime.latents import InvalidLatentOptionError
 from tgan_deploy.runtime.sampler import Sampler
+from tgan_deploy.runtime.wspace import WControls, refuse_w_controls
 
 LOG = logging.getLogger(__name__)
+
+
+def _labels(parts: list[np.ndarray | None]) -> np.ndarray | None:
+    """The labels of concatenated requests (None for an unconditional model, whose requests all have None)."""
+    return None if parts[0] is None else np.concatenate(cast(list[np.ndarray], parts))
 
 
 @dataclasses.dataclass
@@ -52,6 +62,13 @@ class _Request:
     z: np.ndarray
     labels: np.ndarray | None  # int64 [len(z)] for a class-conditional model, else None
     future: Future[np.ndarray]
+    controls: WControls | None = None  # style models: the request's w controls
+    mix_z: np.ndarray | None = None  # style models that mix: the mix seeds' z, one row per row of z
+    ws: np.ndarray | None = None  # style models: ws given directly (z is then empty and unused)
+
+    @property
+    def rows(self) -> int:
+        return len(self.z) if self.ws is None else len(self.ws)
 
 
 class BatchingSampler:
@@ -75,37 +92,59 @@ class BatchingSampler:
 
     # -- callers -----------------------------------------------------------------------------------
     def submit(self, seeds: Iterable[int], *, truncation: float | None = None, psi: float | None = None,
-               labels: Labels = None, block: bool = True, timeout: float | None = None) -> Future[np.ndarray]:
+               labels: Labels = None, block: bool = True, timeout: float | None = None,
+               psi_cutoff: int | None = None, mix_seeds: int | Iterable[int] | None = None,
+               mix_cutoff: int | None = None) -> Future[np.ndarray]:
         """Queue one request; its Future gives uint8 [len(seeds), H, W, C] (points: float32 [len, 2]).
 
-        truncation, psi: the latent controls of `tgan_deploy.runtime.latents`; labels: as `Sampler.sample` takes
-        them. Requests with different controls or labels share batches. Raises InvalidSeedError /
+        truncation, psi, psi_cutoff, mix_seeds, mix_cutoff: as `Sampler.sample` takes them; labels too.
+        Requests with different controls or labels share batches. Raises InvalidSeedError /
         InvalidLatentOptionError / InvalidLabelError for bad input, QueueFullError when the queue stays full
         (see module doc), BatcherClosedError after close().
         """
-        # computing the latents and labels here validates them: a bad request never joins a batch
-        z = latents(seeds, self.sampler.latent_dim, truncation=truncation, psi=psi)
-        return self._enqueue(z, self.sampler.check_labels(labels, len(z)), block, timeout)
+        # computing the latents and labels here validates them: a bad request never joins a batch (numpy only:
+        # the mapping network runs in the worker, batched)
+        sampler = self.sampler
+        if not sampler.w_space:
+            refuse_w_controls(psi_cutoff, mix_seeds is not None, mix_cutoff)
+            z = sampler.seed_latents(sampler.seed_list(seeds, rule=sampler.seed_rule), truncation=truncation, psi=psi)
+            return self._enqueue(_Request(z, sampler.check_labels(labels, len(z)), Future()), block, timeout)
+        controls = sampler.w_controls(psi, psi_cutoff, mix_seeds is not None, mix_cutoff)
+        z = sampler.seed_latents(sampler.seed_list(seeds, rule=sampler.seed_rule), truncation=truncation)
+        mix_z = sampler.mix_latents(mix_seeds, len(z), truncation=truncation)
+        return self._enqueue(_Request(z, sampler.check_labels(labels, len(z)), Future(), controls, mix_z), block,
+                             timeout)
 
     def submit_latents(self, z: np.ndarray, labels: Labels = None, *, block: bool = True,
-                       timeout: float | None = None) -> Future[np.ndarray]:
+                       timeout: float | None = None, psi: float | None = None,
+                       psi_cutoff: int | None = None) -> Future[np.ndarray]:
         """Queue latents float32 [n, latent_dim] (and labels, as `Sampler.sample_latents` takes them); same Future
-        as `submit`.
+        as `submit`. psi, psi_cutoff: style models only (truncation in w; None: the model's default_psi).
 
         Raises InvalidLatentError for a wrong dtype or shape, an empty batch or NaN/Inf, InvalidLabelError for
         unusable labels (in this thread).
         """
         z = self.sampler.check_latents(z)
-        return self._enqueue(z, self.sampler.check_labels(labels, len(z)), block, timeout)
+        controls = self.sampler.w_controls(psi, psi_cutoff) if self.sampler.w_space else None
+        if controls is None and (psi is not None or psi_cutoff is not None):
+            raise InvalidLatentOptionError("psi and psi_cutoff of latents given directly need a style model "
+                                           "(truncation in w); scale z yourself for this one")
+        return self._enqueue(_Request(z, self.sampler.check_labels(labels, len(z)), Future(), controls), block,
+                             timeout)
+
+    def submit_ws(self, ws: np.ndarray, *, block: bool = True, timeout: float | None = None) -> Future[np.ndarray]:
+        """Style models: queue ws float32 [n, num_ws, w_dim] (e.g. a walk in w) for synthesis; same Future as
+        `submit`. Raises InvalidLatentError for ws of the wrong shape or with NaN/Inf (in this thread)."""
+        ws = self.sampler.check_ws(ws)
+        no_z = np.empty((0, self.sampler.latent_dim), np.float32)
+        return self._enqueue(_Request(no_z, None, Future(), ws=ws), block, timeout)
 
     @property
     def queue_depth(self) -> int:
         """Requests waiting (not counting the batch that is running)."""
         return len(self._queue)
 
-    def _enqueue(self, z: np.ndarray, labels: np.ndarray | None, block: bool, timeout: float | None
-                 ) -> Future[np.ndarray]:
-        request = _Request(z, labels, Future())
+    def _enqueue(self, request: _Request, block: bool, timeout: float | None) -> Future[np.ndarray]:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
@@ -123,9 +162,11 @@ class BatchingSampler:
         return request.future
 
     def sample(self, seeds: Iterable[int], timeout: float | None = None, *, truncation: float | None = None,
-               psi: float | None = None, labels: Labels = None) -> np.ndarray:
+               psi: float | None = None, labels: Labels = None, psi_cutoff: int | None = None,
+               mix_seeds: int | Iterable[int] | None = None, mix_cutoff: int | None = None) -> np.ndarray:
         """submit + wait: the images of `seeds` (under `labels`), computed in a shared batch."""
-        return self.submit(seeds, truncation=truncation, psi=psi, labels=labels).result(timeout)
+        return self.submit(seeds, truncation=truncation, psi=psi, labels=labels, psi_cutoff=psi_cutoff,
+                           mix_seeds=mix_seeds, mix_cutoff=mix_cutoff).result(timeout)
 
     # -- the worker ----------------------------------------------------------------------------------
     def _next_batch(self) -> list[_Request] | None:
@@ -139,15 +180,15 @@ class BatchingSampler:
             if self._cancel_pending:
                 return None
             batch = [self._queue.popleft()]
-            size = len(batch[0].z)
+            size = batch[0].rows
             deadline = time.monotonic() + self.max_delay
             while size < self.max_batch:
                 if self._queue:
-                    if size + len(self._queue[0].z) > self.max_batch:
+                    if size + self._queue[0].rows > self.max_batch:
                         break  # would overflow: it opens the next batch
                     request = self._queue.popleft()
                     batch.append(request)
-                    size += len(request.z)
+                    size += request.rows
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closing:
@@ -167,8 +208,8 @@ class BatchingSampler:
 
     def _run(self, batch: list[_Request]) -> None:
         try:
-            labels = None if batch[0].labels is None else np.concatenate([r.labels for r in batch])  # type: ignore[misc]
-            images = self.sampler.sample_latents(np.concatenate([r.z for r in batch]), labels)
+            images = self._style_images(batch) if self.sampler.w_space else self.sampler.sample_latents(
+                np.concatenate([r.z for r in batch]), _labels([r.labels for r in batch]))
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -180,7 +221,7 @@ class BatchingSampler:
         self.images_run += len(images)
         start = 0
         for request in batch:
-            stop = start + len(request.z)
+            stop = start + request.rows
             request.future.set_result(images[start:stop])  # a view per caller: each gets its own rows only
             start = stop
         if self._on_batch is not None:  # after the callers have their images; a failing hook never stops the worker
@@ -188,6 +229,28 @@ class BatchingSampler:
                 self._on_batch(len(images))
             except Exception:
                 LOG.exception("BatchingSampler on_batch callback failed")
+
+    def _style_images(self, batch: list[_Request]) -> np.ndarray:
+        """One mapping pass over every latent of the batch (rows, then mix rows), each request's controls on its
+        rows, one synthesis pass."""
+        mapped = [r for r in batch if r.ws is None]
+        ws = np.empty((0,), np.float32)
+        if mapped:
+            z_parts = [r.z for r in mapped] + [r.mix_z for r in mapped if r.mix_z is not None]
+            label_parts = [r.labels for r in mapped] + [r.labels for r in mapped if r.mix_z is not None]
+            ws = self.sampler.map(np.concatenate(z_parts), _labels(label_parts))
+        own, mixes, parts = 0, sum(len(r.z) for r in mapped), []
+        for r in batch:
+            if r.ws is not None:
+                parts.append(r.ws)
+                continue
+            mix_ws = None
+            if r.mix_z is not None:
+                mix_ws, mixes = ws[mixes:mixes + len(r.z)], mixes + len(r.z)
+            assert r.controls is not None
+            parts.append(self.sampler.apply_w_controls(ws[own:own + len(r.z)], mix_ws, r.controls))
+            own += len(r.z)
+        return self.sampler.sample_ws(np.concatenate(parts))
 
     def _fail_pending(self, error: Exception) -> None:
         with self._cond:

@@ -1,7 +1,11 @@
 """Model output -> uint8 images, and files a user keeps (PNGs, grids, .npz), each written atomically.
 
-The uint8 contract (the same in numpy here and in an export's in-graph post-processing):
-    uint8 = clip(round_half_to_even((x + 1) * 127.5), 0, 255)     for x in [-1, 1]
+The uint8 contract, by the model's `pixel_rule` (the same in numpy here and in an export's in-graph
+post-processing, export/onnx.py):
+    "tgan"   uint8 = clip(round_half_to_even((x + 1) * 127.5), 0, 255)     for x in [-1, 1]
+    "nvlabs" uint8 = floor(clip(x * 127.5 + 128, 0, 255))                  NVlabs' generate.py (clamp, then
+             .to(torch.uint8), which truncates), in float32 arithmetic, so an imported StyleGAN model's
+             PNGs are byte for byte the ones its own code writes (up to the float image's own differences)
 """
 
 from __future__ import annotations
@@ -18,9 +22,16 @@ from tgan_deploy.io import atomic_path, write_bytes_atomic
 from tgan_deploy.runtime.provenance import png_text
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float images in [-1, 1] (any layout) -> uint8 in [0, 255], same layout."""
-    out: np.ndarray = np.clip(np.rint((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+def to_uint8(images: np.ndarray, rule: str = "tgan") -> np.ndarray:
+    """float images in [-1, 1] (any layout) -> uint8 in [0, 255], same layout, by pixel rule `rule` (module doc)."""
+    x = images.astype(np.float32)
+    if rule == "nvlabs":
+        scaled = x * np.float32(127.5) + np.float32(128.0)  # two float32 roundings, as torch's mul then add
+        out: np.ndarray = np.floor(np.clip(scaled, 0, 255)).astype(np.uint8)
+        return out
+    if rule != "tgan":
+        raise ValueError(f"pixel rule {rule!r} is not tgan or nvlabs")
+    out = np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
     return out
 
 

@@ -72,6 +72,19 @@ def class_name(meta: ArtefactMetadata, index: int) -> str:
     return meta.classes[index] if index < len(meta.classes) else str(index)
 
 
+def seed_labels(seeds: Sequence[int], num_classes: int) -> np.ndarray | None:
+    """int64 label of each seed where a conditional model is sampled over all its classes at once (export parity,
+    fp16 calibration, evaluation): seed mod num_classes, so consecutive seeds cover every class nearly equally;
+    None for an unconditional model."""
+    return np.asarray(seeds, np.int64) % num_classes if num_classes > 0 else None
+
+
+def label_record(meta: ArtefactMetadata, index: int) -> dict[str, Any]:
+    """{"label": index, "class": name}: how every record the runtime writes names a class (a file's provenance,
+    a tar sample's .json, a bulk manifest, a --per-class classes.json)."""
+    return {"label": int(index), "class": class_name(meta, index)}
+
+
 def valid_classes(meta: ArtefactMetadata) -> str:
     names = ", ".join(class_name(meta, i) for i in range(min(meta.num_classes, 20)))
     more = f", ... ({meta.num_classes} in all)" if meta.num_classes > 20 else ""

@@ -1,7 +1,14 @@
 """Seeds -> latents: the one contract every backend, report, grid, benchmark and test shares.
 
-The latent for seed `s` is `numpy.random.default_rng(s).standard_normal(latent_dim)` computed in
-float64 and cast to float32. Any program can reproduce it with numpy alone.
+A model's `seed_rule` (model.json) names how seed `s` becomes its latent; both are computed in float64
+and cast to float32, and any program can reproduce them with numpy alone:
+- "tgan" (our models): `numpy.random.default_rng(s).standard_normal(latent_dim)`;
+- "nvlabs" (imported NVlabs StyleGAN2-ADA / StyleGAN3 models): `numpy.random.RandomState(s).randn(1,
+  latent_dim)[0]`, as NVlabs' generate.py / gen_images.py draw it, so seed 85 is the image a StyleGAN user
+  already has for seed 85. RandomState takes seeds below 2**32 only.
+Every seed anywhere (Sampler, bulk, Ray, evaluation, the service) is checked here, by `check_seed`:
+an integer in 0 .. MAX_SEED (2**63 - 1, so every seed fits an int64 tensor, .npy array or OIP INT64
+input), and below 2**32 under the "nvlabs" rule.
 
 Two optional knobs trade variety for fidelity (docs/runtime.md, "Latent controls", writes them out):
 - `truncation=t` (BigGAN's truncation trick, Brock et al. 2019, arXiv:1809.11096 §3.1): a standard
@@ -17,21 +24,25 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
+from tgan_deploy.artefact import SEED_RULES
 from tgan_deploy.errors import TganError
 
 
 class InvalidSeedError(TganError, ValueError):
-    """A seed is negative, not an integer, or the seed list is empty."""
+    """A seed is not an integer in the seed rule's range, a seed count is not positive, or the list is empty."""
 
 
 class InvalidLatentOptionError(TganError, ValueError):
     """A latent control (truncation, psi, interpolation steps or method) is out of range."""
 
 
+MAX_SEED = 2**63 - 1  # the largest int64: seeds travel as int64 (OIP INT64 inputs, seeds.npy, Ray columns)
+MAX_SEED_OF_RULE = {"tgan": MAX_SEED, "nvlabs": 2**32 - 1}  # RandomState(s) refuses s >= 2**32
 INTERPOLATION_METHODS = ("slerp", "lerp")
 # Redrawing takes about log(latent_dim) / P(|x| <= t) rounds (P ~ 0.8 t for small t): 0.01 costs a few ms per
 # latent, 1e-6 a minute, 1e-12 forever. A floor keeps any caller (a service's client included) from hanging a
@@ -39,29 +50,63 @@ INTERPOLATION_METHODS = ("slerp", "lerp")
 MIN_TRUNCATION = 0.01
 
 
-def latent(seed: int, latent_dim: int, *, truncation: float | None = None, psi: float | None = None) -> np.ndarray:
-    """The float32 latent vector of one seed (optionally truncated and/or scaled: see the module doc)."""
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal(latent_dim)
+def check_seed_rule(rule: str) -> str:
+    """`rule` if it is one of SEED_RULES; else InvalidLatentOptionError (a model.json of a newer tgan-deploy?)."""
+    if rule not in SEED_RULES:
+        raise InvalidLatentOptionError(f"seed rule {rule!r} is not one of {', '.join(SEED_RULES)}: the model was "
+                                       "exported by another tgan-deploy version; update tgan-deploy or re-export")
+    return rule
+
+
+def _normal_draws(seed: int, rule: str) -> Callable[[int], np.ndarray]:
+    """The rule's stream of float64 standard normals for one seed: draws(k) gives the next k."""
+    if rule == "nvlabs":
+        return np.random.RandomState(seed).randn  # randn(1, d)[0] and randn(d) are the same first d draws
+    return np.random.default_rng(seed).standard_normal
+
+
+def latent(seed: int, latent_dim: int, *, truncation: float | None = None, psi: float | None = None,
+           rule: str = "tgan") -> np.ndarray:
+    """The float32 latent vector of one seed under seed rule `rule` (optionally truncated and/or scaled: see the
+    module doc)."""
+    draws = _normal_draws(seed, rule)
+    z = draws(latent_dim)
     if truncation is not None:
         outside = np.abs(z) > truncation
         while outside.any():
-            z[outside] = rng.standard_normal(int(outside.sum()))
+            z[outside] = draws(int(outside.sum()))
             outside = np.abs(z) > truncation
     if psi is not None:
         z = z * psi
     return z.astype(np.float32)
 
 
-def check_seeds(seeds: Iterable[int]) -> list[int]:
-    """The seeds as a list; InvalidSeedError if empty or any is not a non-negative integer."""
-    seeds = list(seeds)
-    if not seeds:
+def check_seed(seed: Any, rule: str = "tgan", what: str = "seed") -> int:
+    """`seed` as an int if it is an integer in the rule's range; else InvalidSeedError naming the range."""
+    top = MAX_SEED_OF_RULE[check_seed_rule(rule)]
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= top:
+        why = " (this model's seed rule is NVlabs': numpy's RandomState takes seeds below 2**32)" \
+            if rule == "nvlabs" and isinstance(seed, numbers.Integral) and int(seed) > top else ""
+        raise InvalidSeedError(f"{what} {seed!r} is not a non-negative integer in 0 .. {top}{why}: give seeds "
+                               "in that range")
+    return int(seed)
+
+
+def check_seeds(seeds: Iterable[Any], rule: str = "tgan") -> list[int]:
+    """The seeds as a list of ints; InvalidSeedError if empty or any fails `check_seed`."""
+    checked = [check_seed(s, rule) for s in seeds]
+    if not checked:
         raise InvalidSeedError("no seeds given: pass at least one non-negative integer seed")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
-            raise InvalidSeedError(f"seed {s!r} is not a non-negative integer: seeds must be ints >= 0")
-    return seeds
+    return checked
+
+
+def seed_range(seed: Any, n: Any, rule: str = "tgan") -> range:
+    """Seeds seed, seed+1, ..., seed+n-1 (what `--seed S --n N` means everywhere), all in the rule's range."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise InvalidSeedError(f"n {n!r} is not a positive integer: ask for at least one seed")
+    first = check_seed(seed, rule)
+    check_seed(first + int(n) - 1, rule, what=f"the last seed (seed {first} + n {int(n)} - 1)")
+    return range(first, first + int(n))
 
 
 def check_latent_options(truncation: float | None = None, psi: float | None = None) -> None:
@@ -77,16 +122,16 @@ def check_latent_options(truncation: float | None = None, psi: float | None = No
 
 
 def latents(seeds: Iterable[int], latent_dim: int, *, truncation: float | None = None,
-            psi: float | None = None) -> np.ndarray:
-    """Stacked latents [len(seeds), latent_dim] float32, one row per seed, in order."""
-    seeds = check_seeds(seeds)
+            psi: float | None = None, rule: str = "tgan") -> np.ndarray:
+    """Stacked latents [len(seeds), latent_dim] float32, one row per seed, in order, under seed rule `rule`."""
+    seeds = check_seeds(seeds, rule)
     check_latent_options(truncation, psi)
     if latent_dim <= 0:
         raise TganError(f"latent_dim must be positive, got {latent_dim}")
     t = None if truncation is None else float(truncation)
     p = None if psi is None else float(psi)
     with np.errstate(over="ignore"):  # an overflow is reported below, as bad input
-        z = np.stack([latent(int(s), latent_dim, truncation=t, psi=p) for s in seeds])
+        z = np.stack([latent(s, latent_dim, truncation=t, psi=p, rule=rule) for s in seeds])
     if p is not None and not np.isfinite(z).all():
         raise InvalidLatentOptionError(f"psi {psi!r} is too large: the scaled latents overflow float32 "
                                        "(use |psi| of a few at most)")

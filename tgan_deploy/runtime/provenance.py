@@ -22,18 +22,23 @@ def provenance(sampler: Any, **controls: Any) -> dict[str, Any]:
     meta = sampler.metadata
     info: dict[str, Any] = {"software": f"tgan-deploy {__version__}", "model": Path(sampler.source).name,
                             "latent": "tgan_deploy.runtime.latents (docs/runtime.md, Latent controls)"}
-    for key in ("source_checkpoint_sha256", "source_step", "weights", "init_from_sha256"):
+    for key in ("source_checkpoint_sha256", "source_step", "weights", "init_from_sha256", "family"):
         if meta.get(key) not in (None, ""):
             info[key] = meta[key]
+    if meta.get("seed_rule", "tgan") != "tgan":  # our own rule is the default: recorded only when it differs
+        info["seed_rule"] = meta["seed_rule"]
     return {**info, **controls}
+
+
+def w_info(**controls: Any) -> dict[str, Any]:
+    """The w-space controls that were given (psi_cutoff, mix_seeds, mix_cutoff): absent ones are left out, so
+    the provenance of a plain run stays as it was."""
+    return {key: value for key, value in controls.items() if value is not None}
 
 
 def label_info(sampler: Any, label: Any) -> dict[str, Any]:
     """{"label": index, "class": name} for one label of a class-conditional model; {} otherwise."""
-    if not sampler.num_classes or label is None:
-        return {}
-    index = sampler.label_index(label)
-    return {"label": index, "class": sampler.class_name(index)}
+    return sampler.label_record(label) if sampler.num_classes and label is not None else {}
 
 
 def info_text(info: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ from tgan_deploy.artefact import ArtefactMetadata
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.bulk.formats import sample_key
 from tgan_deploy.runtime.labels import Label, resolve_labels
-from tgan_deploy.runtime.latents import check_latent_options, check_seeds
+from tgan_deploy.runtime.latents import check_latent_options, check_seeds, seed_range
 from tgan_deploy.runtime.model_path import locate_model
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -71,15 +71,14 @@ def sample_dataset(model: str | Path, n: int | None = None, seed: int = 0, seeds
     if meta is not None and not per_row:
         resolve_labels(meta, label, 1)  # refused here in one line, not later in an actor's traceback
     if seeds is not None:
-        listed = check_seeds(seeds)
+        listed = check_seeds(seeds, "tgan" if meta is None else meta.seed_rule)
         row_labels = _row_labels(meta, labels, len(listed)) if per_row else []
         ds = ray.data.from_items([{"id": s, **({"label": row_labels[i]} if per_row else {})}
                                   for i, s in enumerate(listed)])
         offset = 0
     else:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or seed < 0:
-            raise TganError(f"n must be a positive integer and seed >= 0, got n={n!r}, seed={seed!r}")
-        ds, offset = ray.data.range(n), seed
+        first = seed_range(seed, n, "tgan" if meta is None else meta.seed_rule).start
+        ds, offset = ray.data.range(n), first
     check_latent_options(truncation, psi)
     if concurrency < 1 or batch_size < 1:
         raise TganError("concurrency and batch_size must be >= 1")
@@ -114,7 +113,9 @@ def _row_labels(meta: ArtefactMetadata | None, labels: Any, n: int) -> list[int]
 
 def _webdataset_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     seeds = [int(s) for s in batch["seed"]]
-    sample = {"__key__": np.array([sample_key(s) for s in seeds]), "png": batch["image"],
+    labels = [int(label) for label in batch["label"]] if "label" in batch else [None] * len(seeds)
+    sample = {"__key__": np.array([sample_key(s, label) for s, label in zip(seeds, labels, strict=True)]),
+              "png": batch["image"],
               "json": np.array([{"seed": s} for s in seeds], dtype=object)}  # Ray's encoder json.dumps each
     if "label" in batch:  # WebDataset's class-index convention: a .cls entry
         sample["cls"] = batch["label"]
@@ -123,5 +124,6 @@ def _webdataset_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def to_webdataset(ds: Any) -> Any:
     """Rows {seed, image} -> WebDataset samples {"__key__": "XXXXXX", "png": image, "json": {"seed": s}}, the
-    keys of `tgan-sample --format tar`, ready for `Dataset.write_webdataset` (which encodes the PNGs)."""
+    keys of `tgan-sample --format tar` (rows with a label: "LLLL-XXXXXX" and a .cls entry), ready for
+    `Dataset.write_webdataset` (which encodes the PNGs)."""
     return ds.map_batches(_webdataset_batch, batch_format="numpy")

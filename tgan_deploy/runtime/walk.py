@@ -8,7 +8,9 @@ The path visits every seed, in order: seeds s_0 .. s_{K-1} make K-1 segments, ea
 segments as evenly as integers allow, the first (F-1) mod (K-1) segments taking one step more. So frame 0
 is exactly s_0's latent, the last frame exactly s_{K-1}'s, and every seed's latent is itself one of the
 frames (which is why F must be at least K). Truncation and psi apply to the seeds' latents, as in
-`Sampler.sample`, so a frame at a seed is exactly `sample([seed], truncation=, psi=)`.
+`Sampler.sample`, so a frame at a seed is exactly `sample([seed], truncation=, psi=)`. A style model walks
+in w instead: the keyframes are the seeds' ws (psi and psi_cutoff applied: truncation in w) joined by straight
+lines (`lerp_ws`), the way StyleGAN's videos interpolate.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 from tgan_deploy.errors import TganError
 from tgan_deploy.runtime.labels import Labels
 from tgan_deploy.runtime.latents import InvalidLatentOptionError, check_seeds, interpolate_latents, latents
-from tgan_deploy.runtime.sampler import Sampler
+from tgan_deploy.runtime.sampler import Sampler, interpolation_method
+from tgan_deploy.runtime.wspace import lerp_ws, refuse_w_controls
 
 
 def segment_steps(seed_count: int, frames: int) -> list[int]:
@@ -40,14 +43,20 @@ def segment_steps(seed_count: int, frames: int) -> list[int]:
 
 
 def walk_latents(seeds: Iterable[int], latent_dim: int, frames: int, method: str = "slerp", *,
-                 truncation: float | None = None, psi: float | None = None) -> np.ndarray:
+                 truncation: float | None = None, psi: float | None = None, rule: str = "tgan") -> np.ndarray:
     """float32 latents [frames, latent_dim] walking through `seeds` in order (see the module doc)."""
-    seed_list = check_seeds(seeds)
-    steps = segment_steps(len(seed_list), frames)
-    keys = latents(seed_list, latent_dim, truncation=truncation, psi=psi)
+    seed_list = check_seeds(seeds, rule)
+    keys = latents(seed_list, latent_dim, truncation=truncation, psi=psi, rule=rule)
+    return walk_path(keys, frames, lambda a, b, n: interpolate_latents(a, b, n, method))
+
+
+def walk_path(keys: np.ndarray, frames: int, between: Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+              ) -> np.ndarray:
+    """`frames` points through keys[0], keys[1], ... in order; between(a, b, n) gives n points from a to b."""
+    steps = segment_steps(len(keys), frames)
     path = [keys[:1]]
     for i, n in enumerate(steps):
-        path.append(interpolate_latents(keys[i], keys[i + 1], n + 1, method)[1:])  # drop the shared keyframe
+        path.append(between(keys[i], keys[i + 1], n + 1)[1:])  # drop the shared keyframe
     return np.concatenate(path)
 
 
@@ -56,21 +65,34 @@ def check_image_model(sampler: Sampler) -> None:
         raise TganError("a walk needs an image model; this model outputs 2-D points (sample it with --n/--seeds)")
 
 
-def render_walk(sampler: Sampler, seeds: Iterable[int], frames: int, method: str = "slerp", *,
+def render_walk(sampler: Sampler, seeds: Iterable[int], frames: int, method: str | None = None, *,
                 truncation: float | None = None, psi: float | None = None, label: Labels = None,
-                progress: Callable[[int], None] | None = None) -> np.ndarray:
+                progress: Callable[[int], None] | None = None, psi_cutoff: int | None = None) -> np.ndarray:
     """uint8 frames [frames, H, W, C] of a walk, run in chunks of sampler.max_batch.
 
+    method: None for the model's default (slerp of z; a style model lerps ws, its only method).
     label: the class of every frame, for a class-conditional model.
     progress(n) is called after each chunk with the number of frames it made (e.g. a progress bar's update).
     """
     check_image_model(sampler)
-    z = walk_latents(seeds, sampler.latent_dim, frames, method, truncation=truncation, psi=psi)
-    labels = sampler.check_labels(label, len(z))
+    method = interpolation_method(sampler, method)
+    seed_list = check_seeds(seeds, sampler.seed_rule)
+    if sampler.w_space:
+        keys = sampler.seed_ws(seed_list, truncation=truncation, psi=psi, psi_cutoff=psi_cutoff, labels=label)
+        path = walk_path(keys, frames, lerp_ws)
+        labels = None
+    else:
+        refuse_w_controls(psi_cutoff)
+        path = walk_latents(seed_list, sampler.latent_dim, frames, method, truncation=truncation, psi=psi,
+                            rule=sampler.seed_rule)
+        labels = sampler.check_labels(label, len(path))
     chunks = []
-    for start in range(0, len(z), sampler.max_batch):
+    for start in range(0, len(path), sampler.max_batch):
         rows = slice(start, start + sampler.max_batch)
-        chunks.append(sampler.sample_latents(z[rows], None if labels is None else labels[rows]))
+        if sampler.w_space:  # the labels went into the keyframes' mapping
+            chunks.append(sampler.sample_ws(path[rows]))
+        else:
+            chunks.append(sampler.sample_latents(path[rows], None if labels is None else labels[rows]))
         if progress is not None:
             progress(len(chunks[-1]))
     return np.concatenate(chunks)

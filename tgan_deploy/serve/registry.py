@@ -16,6 +16,7 @@ from pathlib import Path
 from tgan_deploy.artefact import IMAGE_OUTPUT, MODEL_JSON, POINTS_OUTPUT
 from tgan_deploy.errors import TganError
 from tgan_deploy.io import file_sha256
+from tgan_deploy.run_layout import is_run_dir
 from tgan_deploy.runtime.batching import BatchingSampler
 from tgan_deploy.runtime.sampler import Sampler
 
@@ -81,7 +82,7 @@ def discover(model: Path, name: str | None = None) -> dict[str, Path]:
     model = Path(model)
     if not model.exists():
         raise TganError(f"{model} does not exist: pass an export directory or a folder of exports")
-    if not model.is_dir() or (model / MODEL_JSON).is_file() or (model / "checkpoints").is_dir():
+    if not model.is_dir() or (model / MODEL_JSON).is_file() or is_run_dir(model):
         return {check_name(name or model.resolve().stem): model}
     found = {check_name(sub.name): sub for sub in sorted(model.iterdir())
              if sub.is_dir() and (sub / MODEL_JSON).is_file()}

@@ -2,13 +2,18 @@
 
 An image is a pure function of (artefact, seeds, options), so each response has a strong ETag derived from
 those and `Cache-Control: immutable`: any HTTP cache or CDN in front of the service is correct.
+
+Options (query parameters): truncation, psi; style models also psi_cutoff, mix_seed and mix_cutoff
+(truncation in w on the first psi_cutoff layers; layers from mix_cutoff on from mix_seed: runtime/wspace.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,7 +22,16 @@ from starlette.routing import Route
 
 from tgan_deploy.runtime.animation import gif_bytes
 from tgan_deploy.runtime.images import png_bytes
-from tgan_deploy.runtime.latents import check_interpolation, check_latent_options, interpolate_latents, latents
+from tgan_deploy.runtime.latents import (
+    MAX_SEED,
+    check_interpolation,
+    check_latent_options,
+    check_seed,
+    interpolate_latents,
+)
+from tgan_deploy.runtime.provenance import w_info
+from tgan_deploy.runtime.sampler import interpolation_method
+from tgan_deploy.runtime.wspace import lerp_ws, refuse_w_controls
 from tgan_deploy.serve.context import ServeContext
 from tgan_deploy.serve.errors import HttpError
 from tgan_deploy.serve.images import grid_png
@@ -25,7 +39,6 @@ from tgan_deploy.serve.registry import ServedModel
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 SEED_TEXT = re.compile(r"\d{1,19}")
-MAX_SEED = 2**63 - 1
 
 
 def _ctx(request: Request) -> ServeContext:
@@ -42,16 +55,52 @@ def _image_model(request: Request) -> ServedModel:
 
 
 def parse_seed(text: str, what: str = "seed") -> int:
-    if not SEED_TEXT.fullmatch(text) or int(text) > MAX_SEED:
+    """A seed in a URL: digits only (so no sign, space or float), in the range `latents.check_seed` allows."""
+    if not SEED_TEXT.fullmatch(text):
         raise HttpError(400, f"{what} {text[:30]!r} is not a non-negative integer (0 .. {MAX_SEED})")
-    return int(text)
+    return check_seed(int(text), what=what)
 
 
-def _options(request: Request) -> tuple[float | None, float | None]:
-    """?truncation=&psi=, checked now: a bad value is a 400 even when the ETag would match."""
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The latent and w-space controls of one request, checked against the model."""
+
+    truncation: float | None = None
+    psi: float | None = None
+    psi_cutoff: int | None = None
+    mix_seed: int | None = None
+    mix_cutoff: int | None = None
+
+    def submit_args(self) -> dict[str, Any]:
+        """Keywords of BatchingSampler.submit (the w ones only where given, so plain models take them)."""
+        return {"truncation": self.truncation, "psi": self.psi,
+                **w_info(psi_cutoff=self.psi_cutoff, mix_seeds=self.mix_seed, mix_cutoff=self.mix_cutoff)}
+
+    def key(self) -> str:
+        return f"t={self.truncation!r}|psi={self.psi!r}" + "".join(
+            f"|{k}={v}" for k, v in w_info(psi_cutoff=self.psi_cutoff, mix=self.mix_seed,
+                                            mix_cutoff=self.mix_cutoff).items())
+
+
+def _options(request: Request, model: ServedModel) -> Options:
+    """?truncation=&psi= (and, style models, &psi_cutoff=&mix_seed=&mix_cutoff=), checked now: a bad value is a
+    400 even when the ETag would match."""
     truncation, psi = _number(request, "truncation"), _number(request, "psi")
     check_latent_options(truncation, psi)
-    return truncation, psi
+    mix_text = request.query_params.get("mix_seed")
+    options = Options(truncation, psi, _optional_int(request, "psi_cutoff"),
+                      None if mix_text is None else parse_seed(mix_text, "mix_seed"),
+                      _optional_int(request, "mix_cutoff"))
+    mixing = options.mix_seed is not None
+    if model.sampler.w_space:
+        model.sampler.w_controls(psi, options.psi_cutoff, mixing, options.mix_cutoff)
+    else:
+        refuse_w_controls(options.psi_cutoff, mixing, options.mix_cutoff)
+    return options
+
+
+def _optional_int(request: Request, name: str) -> int | None:
+    return _int(request, name, 1) if request.query_params.get(name) is not None else None
 
 
 def _number(request: Request, name: str) -> float | None:
@@ -82,8 +131,8 @@ async def _cached(request: Request, model: ServedModel, key: str, media: str,
     return Response(await produce(), media_type=media, headers=headers)
 
 
-def _options_key(truncation: float | None, psi: float | None, label: int | None) -> str:
-    return f"t={truncation!r}|psi={psi!r}" + ("" if label is None else f"|label={label}")
+def _options_key(options: Options, label: int | None) -> str:
+    return options.key() + ("" if label is None else f"|label={label}")
 
 
 def _label(request: Request, model: ServedModel) -> int | None:
@@ -109,16 +158,16 @@ async def list_models(request: Request) -> Response:
 async def seed_png(request: Request) -> Response:
     model = _image_model(request)
     seed = parse_seed(request.path_params["seed"])
-    truncation, psi = _options(request)
+    options = _options(request, model)
     label = _label(request, model)
 
     async def produce() -> bytes:
-        images = await _ctx(request).run(lambda: model.batcher.submit([seed], truncation=truncation, psi=psi,
-                                                                      labels=label, block=False),
-                                         offload=truncation is not None)
+        images = await _ctx(request).run(lambda: model.batcher.submit([seed], labels=label, block=False,
+                                                                      **options.submit_args()),
+                                         offload=options.truncation is not None)
         return png_bytes(images[0])
 
-    return await _cached(request, model, f"image|{seed}|{_options_key(truncation, psi, label)}", "image/png", produce)
+    return await _cached(request, model, f"image|{seed}|{_options_key(options, label)}", "image/png", produce)
 
 
 def _grid_seeds(request: Request) -> list[int]:
@@ -139,15 +188,15 @@ async def grid(request: Request) -> Response:
     seeds = _grid_seeds(request)
     ctx.check_count(len(seeds))
     columns = _int(request, "columns", 0, low=0) or None
-    truncation, psi = _options(request)
+    options = _options(request, model)
     label = _label(request, model)
 
     async def produce() -> bytes:
-        images = await ctx.run(lambda: model.batcher.submit(seeds, truncation=truncation, psi=psi, labels=label,
-                                                            block=False), offload=True)
+        images = await ctx.run(lambda: model.batcher.submit(seeds, labels=label, block=False,
+                                                            **options.submit_args()), offload=True)
         return await run_in_threadpool(grid_png, images, columns)
 
-    key = f"grid|{','.join(map(str, seeds))}|c={columns}|{_options_key(truncation, psi, label)}"
+    key = f"grid|{','.join(map(str, seeds))}|c={columns}|{_options_key(options, label)}"
     return await _cached(request, model, key, "image/png", produce)
 
 
@@ -161,15 +210,22 @@ async def interpolation(request: Request) -> Response:
     b = parse_seed(request.query_params.get("b", ""), "b")
     steps = _int(request, "steps", 8, low=2)
     ctx.check_count(steps)
-    method = request.query_params.get("method", "slerp")
+    method = interpolation_method(model.sampler, request.query_params.get("method"))  # style models: lerp in w
     check_interpolation(steps, method)
     frame_ms = _int(request, "frame_ms", 100, low=10)
-    truncation, psi = _options(request)
+    options = _options(request, model)
+    if options.mix_seed is not None:
+        raise HttpError(400, "mix_seed mixes the styles of images and grids, not of an interpolation: drop it")
     label = _label(request, model)
+    sampler = model.sampler
 
     def submit():  # type: ignore[no-untyped-def]
-        ends = latents([a, b], model.sampler.latent_dim, truncation=truncation, psi=psi)
-        return model.batcher.submit_latents(interpolate_latents(ends[0], ends[1], steps, method), label,
+        if sampler.w_space:  # the ends' ws (one mapping pass, in this worker thread), then synthesis batched
+            ends = sampler.seed_ws([a, b], truncation=options.truncation, psi=options.psi,
+                                   psi_cutoff=options.psi_cutoff, labels=label)
+            return model.batcher.submit_ws(lerp_ws(ends[0], ends[1], steps), block=False)
+        z_ends = sampler.seed_latents([a, b], truncation=options.truncation, psi=options.psi)
+        return model.batcher.submit_latents(interpolate_latents(z_ends[0], z_ends[1], steps, method), label,
                                             block=False)
 
     async def produce() -> bytes:
@@ -179,7 +235,7 @@ async def interpolation(request: Request) -> Response:
         return await run_in_threadpool(grid_png, frames, steps)
 
     key = (f"interp|{a}|{b}|{steps}|{method}|{fmt}|{frame_ms if fmt == 'gif' else ''}|"
-           f"{_options_key(truncation, psi, label)}")
+           f"{_options_key(options, label)}")
     return await _cached(request, model, key, f"image/{fmt}", produce)
 
 

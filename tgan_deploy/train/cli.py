@@ -37,7 +37,7 @@ def resolve_config(config: str | None, out: str | None, resume: bool,
                    overrides: dict[str, Any]) -> tuple[TrainConfig, Provenance]:
     """Defaults <- the data's preset <- config file (or, on --resume without --config, RUN_DIR/config.yaml)
     <- options <- --set; with where each value came from."""
-    from tgan_deploy.train.rundir import CONFIG_FILE
+    from tgan_deploy.run_layout import CONFIG_FILE
 
     if config is None and resume and out is not None and (Path(out) / CONFIG_FILE).exists():
         config = str(Path(out) / CONFIG_FILE)

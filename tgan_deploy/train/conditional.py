@@ -45,7 +45,7 @@ def configure(cfg: TrainConfig, data: TrainingData, provenance: Provenance | Non
             provenance.sources[key] = f"data {data.source}"
 
 
-def sample_labels(count: int, num_classes: int, per_label: int = 1,
+def cycled_labels(count: int, num_classes: int, per_label: int = 1,
                   device: torch.device | str = "cpu") -> torch.Tensor | None:
     """Labels of `count` fixed samples: `per_label` consecutive samples per class, cycling through the classes
     (a grid with one class per row: per_label = the row length); None for an unconditional model."""

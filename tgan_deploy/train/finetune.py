@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from tgan_deploy.checkpoint_metadata import WEIGHT_KEYS, sampling_weights
 from tgan_deploy.config import TrainConfig
 from tgan_deploy.errors import TganError
 
@@ -95,7 +96,7 @@ def init_weights(parent: dict[str, Any], G: nn.Module, critic: nn.Module, ema_mo
         "critic": copy_matching(critic, parent.get("critic")),
     }
     if ema_model is not None:
-        fresh["EMA"] = copy_matching(ema_model, parent.get("generator_ema") or parent.get("generator"))
+        fresh["EMA"] = copy_matching(ema_model, parent.get(WEIGHT_KEYS[sampling_weights(parent)]))
     total = len(G.state_dict()) + len(critic.state_dict()) + (len(ema_model.state_dict()) if ema_model else 0)
     new = sum(len(names) for names in fresh.values())
     detail = "; ".join(f"{who}: {', '.join(_layers(names))}" for who, names in fresh.items() if names)

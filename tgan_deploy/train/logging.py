@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tgan_deploy.io import write_text_atomic
+from tgan_deploy.run_layout import METRICS_FILE
 
-METRICS_FILE = "metrics.jsonl"
 SUMMARY_KEYS = (("d_loss", "d"), ("g_loss", "g"), ("d_grad_norm", "|∇d|"), ("g_grad_norm", "|∇g|"))
 
 

@@ -35,6 +35,7 @@ from torch import nn
 from tgan_deploy.checkpoint import load_state_dict_checked
 from tgan_deploy.config import STYLE_ARCHS, TrainConfig
 from tgan_deploy.errors import TganError
+from tgan_deploy.io import link_atomic
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
 from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state, style
@@ -485,17 +486,17 @@ def write_samples(parts: Parts, run_dir: Path, step: int, dataset: Any) -> None:
     if cfg.model.arch == "mlp":
         z = torch.from_numpy(latents(range(TOY_SAMPLE_POINTS), cfg.model.latent_dim)).to(device)
         path = run_dir / rundir.SAMPLES_DIR / f"step-{step:08d}.png"
-        labels = conditional.sample_labels(TOY_SAMPLE_POINTS, cfg.model.num_classes, device=device)
+        labels = conditional.cycled_labels(TOY_SAMPLE_POINTS, cfg.model.num_classes, device=device)
         plots.save_scatter(model(z, labels), toy_reference(cfg.data.source, dataset), path,
                            f"{cfg.objective.name}, iteration {step}")
     else:
         n = cfg.run.sample_grid
         z = torch.from_numpy(latents(range(n * n), cfg.model.latent_dim)).to(device)
         path = run_dir / rundir.SAMPLES_DIR / f"step-{step:08d}.png"
-        labels = conditional.sample_labels(n * n, cfg.model.num_classes, per_label=n, device=device)  # row = class
+        labels = conditional.cycled_labels(n * n, cfg.model.num_classes, per_label=n, device=device)  # row = class
         plots.save_image_grid(model(z, labels), path, nrow=n)
     model.train(was_training)
-    state._link_atomic(path, run_dir / rundir.LATEST_SAMPLES)
+    link_atomic(path, run_dir / rundir.LATEST_SAMPLES)
     records = read_metrics(run_dir)
     plots.save_loss_plot(records, run_dir / rundir.LOSS_PLOT)
     plots.save_eval_plot(records, run_dir / rundir.EVAL_PLOT)

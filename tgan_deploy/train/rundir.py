@@ -1,31 +1,21 @@
-"""The run directory: what is in it, and whether a new run may write there.
-
-    RUN_DIR/config.yaml             the resolved config (`tgan-train --config RUN_DIR/config.yaml` reruns it)
-    RUN_DIR/checkpoints/step-XXXXXXXX.pt, best.pt
-    RUN_DIR/metrics.jsonl           one JSON record per log interval (+ events)
-    RUN_DIR/samples/step-XXXXXXXX.png, RUN_DIR/samples.png (the latest)
-    RUN_DIR/losses.png              loss and gradient-norm curves
-    RUN_DIR/tensorboard/            if the tensorboard package is installed
-"""
+"""Whether a new run may write into a run directory, and the cleaning before it does (layout: run_layout.py)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from tgan_deploy.checkpoint import CHECKPOINT_DIR
 from tgan_deploy.errors import TganError
-from tgan_deploy.train.logging import METRICS_FILE
-
-CONFIG_FILE = "config.yaml"
-SAMPLES_DIR = "samples"
-LATEST_SAMPLES = "samples.png"
-LOSS_PLOT = "losses.png"
-EVAL_PLOT = "eval.png"
-TENSORBOARD_DIR = "tensorboard"
-# Everything a run writes; --force removes exactly these (and nothing else a person put there).
-RUN_ARTEFACTS = (CONFIG_FILE, CHECKPOINT_DIR, METRICS_FILE, SAMPLES_DIR, LATEST_SAMPLES, LOSS_PLOT, EVAL_PLOT,
-                 TENSORBOARD_DIR)
+from tgan_deploy.run_layout import (  # noqa: F401 (the layout names the loop reads as rundir.X)
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVAL_PLOT,
+    LATEST_SAMPLES,
+    LOSS_PLOT,
+    METRICS_FILE,
+    RUN_ARTEFACTS,
+    SAMPLES_DIR,
+)
 
 
 def holds_run(run_dir: Path) -> bool:

@@ -16,10 +16,8 @@ comes from the two trainer generators, which are identical on every rank by cons
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -27,14 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tgan_deploy.checkpoint import (
-    BEST_FILE,
-    CHECKPOINT_DIR,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-    step_file_name,
-)
+from tgan_deploy.checkpoint import load_checkpoint, save_checkpoint
+from tgan_deploy.run_layout import BEST_FILE, CHECKPOINT_DIR, list_checkpoints, step_file_name
 
 
 @dataclasses.dataclass
@@ -122,23 +114,6 @@ def best_evaluation(run_dir: Path) -> dict[str, Any] | None:
         return None
     record = load_checkpoint(path).get("evaluation")
     return record if isinstance(record, dict) else None
-
-
-def _link_atomic(source: Path, target: Path) -> None:
-    # A hard link costs no copy; link to a temporary name then rename, so best.pt is never half there.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:  # file systems without hard links
-        import shutil
-
-        shutil.copyfile(source, tmp)
-    try:
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def newest_checkpoint(run_dir: Path, map_location: torch.device) -> dict[str, Any] | None:

@@ -5,7 +5,9 @@ Every backend module imports its heavy dependency (onnxruntime, tensorrt, torch)
 1 <= b <= max_batch (and, for class-conditional models, int64 labels [b] already checked against the
 classes; None otherwise) and returns the model's output for those rows in the backend's `output_dtype`;
 the returned array may be a reused buffer, valid until the next `run` (the Sampler copies it out
-under its lock).
+under its lock). A style model's backend (`StyleBackend`) has `map(z, labels)` -> ws float32 [b, num_ws,
+w_dim] and `synthesize(ws)` -> image instead, under the same rules; the Sampler applies the w controls
+between them (runtime/wspace.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,49 @@ class Backend(Protocol):
     def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+
+class StyleBackend(Protocol):
+    name: str
+    providers: list[str]
+    max_batch: int
+    output_dtype: str
+
+    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray: ...
+
+    def synthesize(self, ws: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class GraphRunner(Protocol):
+    """One graph of a backend (an ONNX Runtime session, a TensorRT engine): arrays in, one output out."""
+
+    def run(self, arrays: list[np.ndarray]) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def latent_arrays(z: np.ndarray, labels: np.ndarray | None) -> list[np.ndarray]:
+    """The inputs of a graph that takes z (and label, for a class-conditional model)."""
+    return [z] if labels is None else [z, labels]
+
+
+class StyleGraphs:
+    """`map`, `synthesize` and `close` of a StyleBackend over its two runners (set by the subclass)."""
+
+    _mapping: GraphRunner
+    _synthesis: GraphRunner
+
+    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        return self._mapping.run(latent_arrays(z, labels))
+
+    def synthesize(self, ws: np.ndarray) -> np.ndarray:
+        return self._synthesis.run([ws])
+
+    def close(self) -> None:
+        self._mapping.close()
+        self._synthesis.close()
 
 
 @functools.cache

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, ArtefactMetadata
-from tgan_deploy.runtime.backends import cuda_device_count
+from tgan_deploy.artefact import INPUT_NAME, LABEL_NAME, WS_NAME, ArtefactMetadata
+from tgan_deploy.runtime.backends import StyleGraphs, cuda_device_count, latent_arrays
 from tgan_deploy.runtime.errors import BackendUnavailableError, EngineMismatchError, ModelLoadError
 
 
@@ -43,10 +43,10 @@ def tensorrt_usable() -> bool:
     return cuda_device_count() > 0 and torch.cuda.is_available()
 
 
-class TensorRTBackend:
-    name = "tensorrt"
+class EngineGraph:
+    """One serialized engine with named inputs (batch first) and one output, run on its own CUDA stream."""
 
-    def __init__(self, engine_file: Path, metadata: ArtefactMetadata, device_index: int = 0,
+    def __init__(self, engine_file: Path, inputs: list[str], output: str, device_index: int = 0,
                  max_batch: int = 64) -> None:
         import_tensorrt()  # a clear error if it is missing; then the typed import (checked against tensorrt-stubs)
         import tensorrt as trt
@@ -80,23 +80,20 @@ class TensorRTBackend:
             if self.context is None:
                 raise EngineMismatchError(f"TensorRT could not create an execution context for {engine_file} "
                                           "(out of GPU memory, or an engine for another GPU): rebuild it here")
-        self.metadata = metadata
         self.providers = [f"TensorRT {trt.__version__} on {torch.cuda.get_device_name(self.device)}"]
-        self.output_name = metadata.output_name
+        self.inputs, self.output = inputs, output
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        expected = [INPUT_NAME, *([LABEL_NAME] if metadata.conditional else []), self.output_name]
-        if any(name not in names for name in expected):
-            raise ModelLoadError(f"engine {engine_file} has tensors {names}, expected {expected}: rebuild it from "
-                                 "the export's ONNX file")
+        if any(name not in names for name in [*inputs, output]):
+            raise ModelLoadError(f"engine {engine_file} has tensors {names}, expected {[*inputs, output]}: rebuild "
+                                 "it from the export's ONNX file")
         # A dynamic batch is bounded by the engine's optimisation profile (the Sampler chunks above it); an
         # engine with a fixed batch B always runs B rows, smaller requests padded.
-        engine_batch = int(self.engine.get_tensor_shape(INPUT_NAME)[0])
+        engine_batch = int(self.engine.get_tensor_shape(inputs[0])[0])
         self._fixed_batch = engine_batch if engine_batch > 0 else 0
-        profile_max = self._fixed_batch or int(self.engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
+        profile_max = self._fixed_batch or int(self.engine.get_tensor_profile_shape(inputs[0], 0)[2][0])
         self.max_batch = self._fixed_batch or min(max_batch, profile_max)
         self._stream = torch.cuda.Stream(self.device)
         self._buffers: dict[str, Any] = {}
-        self._host_out: dict[str, Any] = {}
         for name in names:
             dims = self.engine.get_tensor_shape(name)
             shape = [self.max_batch if dims[i] < 0 else dims[i] for i in range(len(dims))]
@@ -104,28 +101,25 @@ class TensorRTBackend:
             dtype = _torch_dtype(torch, trt, self.engine.get_tensor_dtype(name))
             self._buffers[name] = torch.empty(shape, dtype=dtype, device=self.device)
             self.context.set_tensor_address(name, self._buffers[name].data_ptr())
-        self._out_dev = self._buffers[self.output_name]
+        self._out_dev = self._buffers[output]
         self.output_dtype = "uint8" if self._out_dev.dtype == torch.uint8 else "float32"
-        self._host_in = torch.zeros(self._buffers[INPUT_NAME].shape, dtype=torch.float32, pin_memory=True)
-        # the host copy of `label` has the engine tensor's type (INT64 in TensorRT 10, INT32 where it was cast)
-        self._host_label = (torch.zeros(self.max_batch, dtype=self._buffers[LABEL_NAME].dtype, pin_memory=True)
-                            if metadata.conditional else None)
+        # pinned host copies of the inputs, each of its engine tensor's type (`label`: INT64 in TensorRT 10,
+        # INT32 where it was cast), so the copies are asynchronous on the stream
+        self._host_in = {name: torch.zeros(self._buffers[name].shape, dtype=self._buffers[name].dtype,
+                                           pin_memory=True) for name in inputs}
         self._host_out_buf = torch.empty(self._out_dev.shape, dtype=self._out_dev.dtype, pin_memory=True)
 
-    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        torch, batch = self._torch, z.shape[0]
-        self._host_in[:batch].numpy()[...] = z
-        if self._host_label is not None:
-            self._host_label[:batch].numpy()[...] = labels
+    def run(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """The output for these inputs (one array per input name, same batch), copied to a reused host buffer."""
+        torch, batch = self._torch, arrays[0].shape[0]
+        for name, array in zip(self.inputs, arrays, strict=True):
+            self._host_in[name][:batch].numpy()[...] = array
         rows = self._fixed_batch or batch  # a fixed-batch engine runs all its rows; the padding is ignored
         with torch.cuda.stream(self._stream):
-            self._buffers[INPUT_NAME][:rows].copy_(self._host_in[:rows], non_blocking=True)
-            if self._host_label is not None:
-                self._buffers[LABEL_NAME][:rows].copy_(self._host_label[:rows], non_blocking=True)
-            if not self._fixed_batch:
-                self.context.set_input_shape(INPUT_NAME, (batch, z.shape[1]))
-                if self._host_label is not None:
-                    self.context.set_input_shape(LABEL_NAME, (batch,))
+            for name in self.inputs:
+                self._buffers[name][:rows].copy_(self._host_in[name][:rows], non_blocking=True)
+                if not self._fixed_batch:
+                    self.context.set_input_shape(name, (batch, *self._buffers[name].shape[1:]))
             if not self.context.execute_async_v3(self._stream.cuda_stream):
                 raise ModelLoadError("TensorRT execute_async_v3 failed (see TensorRT's log above)")
             self._host_out_buf[:batch].copy_(self._out_dev[:batch], non_blocking=True)
@@ -136,6 +130,45 @@ class TensorRTBackend:
     def close(self) -> None:
         self._buffers.clear()
         del self.context, self.engine  # TensorRT frees the engine when its last reference goes
+
+
+def _latent_inputs(metadata: ArtefactMetadata) -> list[str]:
+    return [INPUT_NAME, *([LABEL_NAME] if metadata.conditional else [])]
+
+
+class TensorRTBackend:
+    """generator.plan: z[, label] -> image."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_file: Path, metadata: ArtefactMetadata, device_index: int = 0,
+                 max_batch: int = 64) -> None:
+        self.metadata = metadata
+        self._graph = EngineGraph(engine_file, _latent_inputs(metadata), metadata.output_name, device_index,
+                                  max_batch)
+        self.providers, self.max_batch = self._graph.providers, self._graph.max_batch
+        self.output_dtype = self._graph.output_dtype
+
+    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        return self._graph.run(latent_arrays(z, labels))
+
+    def close(self) -> None:
+        self._graph.close()
+
+
+class TensorRTStyleBackend(StyleGraphs):
+    """A style model's mapping and synthesis engines (files roles mapping_tensorrt, synthesis_tensorrt)."""
+
+    name = "tensorrt"
+
+    def __init__(self, mapping_engine: Path, synthesis_engine: Path, metadata: ArtefactMetadata,
+                 device_index: int = 0, max_batch: int = 64) -> None:
+        self.metadata = metadata
+        self._mapping = EngineGraph(mapping_engine, _latent_inputs(metadata), WS_NAME, device_index, max_batch)
+        self._synthesis = EngineGraph(synthesis_engine, [WS_NAME], metadata.output_name, device_index, max_batch)
+        self.providers = self._synthesis.providers
+        self.max_batch = min(self._mapping.max_batch, self._synthesis.max_batch)
+        self.output_dtype = self._synthesis.output_dtype
 
 
 def _torch_dtype(torch: Any, trt: Any, dtype: Any) -> Any:

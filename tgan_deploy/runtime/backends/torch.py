@@ -3,6 +3,11 @@
 torch is imported here only, when this backend is opened. On a GPU, `cuda_graphs=True` captures one
 CUDA graph per batch size on first use (static input/output buffers, replayed afterwards), which
 removes the per-layer launch overhead that dominates small batches.
+
+A style checkpoint (an imported StyleGAN2/3: docs/stylegan.md) builds a generator module with the style
+interface (`mapping(z, label) -> ws`, `synthesis(ws) -> image`, buffer `w_avg`, attributes `w_dim`,
+`num_ws`); this backend then also offers `map` and `synthesize`, and the Sampler applies the w controls
+between them exactly as for an export. It is duck-typed: no model class is imported here.
 """
 
 from __future__ import annotations
@@ -14,23 +19,10 @@ import numpy as np
 
 from tgan_deploy._extras import require
 from tgan_deploy.artefact import ArtefactMetadata
+from tgan_deploy.checkpoint_metadata import metadata_from_checkpoint
 from tgan_deploy.errors import MissingExtraError, TganError
 from tgan_deploy.runtime.backends import cuda_device_count
 from tgan_deploy.runtime.errors import BackendUnavailableError
-
-
-def metadata_from_config(cfg: Any, checkpoint: dict[str, Any]) -> ArtefactMetadata:
-    """The artefact metadata an export of this checkpoint would carry (float32 output)."""
-    from tgan_deploy import __version__
-
-    m = cfg.model
-    points = m.arch == "mlp"
-    return ArtefactMetadata(
-        kind="points" if points else "image", latent_dim=m.latent_dim,
-        resolution=None if points else m.resolution, channels=None if points else m.channels,
-        objective=cfg.objective.name, package_version=__version__,
-        files={"checkpoint": Path(checkpoint["path"]).name},
-        num_classes=m.num_classes, classes=list(checkpoint.get("classes") or []))
 
 
 class TorchBackend:
@@ -54,9 +46,28 @@ class TorchBackend:
         if threads and device == "cpu":
             torch.set_num_threads(threads)
         self.device = torch.device(f"cuda:{device_index}" if device == "cuda" else "cpu")
-        generator, cfg, state = load_generator(checkpoint, weights=weights, map_location=self.device)
+        generator, _, state = load_generator(checkpoint, weights=weights, map_location=self.device)
+        # the metadata an export of this checkpoint would carry, with float32 output
+        metadata = metadata_from_checkpoint(state, weights=weights, files={"checkpoint": Path(state["path"]).name},
+                                            generator=generator)
+        self._setup(generator, metadata, max_batch, cuda_graphs)
+
+    @classmethod
+    def from_generator(cls, generator: Any, metadata: ArtefactMetadata, device: str = "cpu",
+                       max_batch: int = 64) -> TorchBackend:
+        """A backend on a generator module already built (e.g. a test's stand-in with the style interface)."""
+        backend = cls.__new__(cls)
+        backend._torch = require("torch", "the torch backend")
+        backend.device = backend._torch.device(device)
+        backend._setup(generator, metadata, max_batch, cuda_graphs=False)
+        return backend
+
+    def _setup(self, generator: Any, metadata: ArtefactMetadata, max_batch: int, cuda_graphs: bool) -> None:
+        if cuda_graphs and metadata.w_space:
+            raise TganError("CUDA graphs capture our own models' one-graph generator; a style model runs its "
+                            "mapping and synthesis eagerly: drop --cuda-graphs")
         self.generator = generator.to(self.device).eval()
-        self.metadata = metadata_from_config(cfg, state)
+        self.metadata = metadata
         self.providers = [str(self.device) + (" (CUDA graphs)" if cuda_graphs else "")]
         self.max_batch = max_batch
         self.cuda_graphs = cuda_graphs
@@ -98,6 +109,23 @@ class TorchBackend:
             else:
                 out = self.generator(*(t.to(self.device) for t in inputs))
             result: np.ndarray = out.float().cpu().numpy()  # .cpu() synchronises with the GPU work
+        return result
+
+    def map(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """Style generators: mapping(z, label) -> untruncated ws float32 [b, num_ws, w_dim]."""
+        torch = self._torch
+        label = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, np.int64)).to(self.device)
+        with torch.inference_mode():
+            ws = self.generator.mapping(torch.from_numpy(np.ascontiguousarray(z)).to(self.device), label)
+            result: np.ndarray = ws.float().cpu().numpy()
+        return result
+
+    def synthesize(self, ws: np.ndarray) -> np.ndarray:
+        """Style generators: synthesis(ws) -> image float32 [b, C, H, W]."""
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.generator.synthesis(torch.from_numpy(np.ascontiguousarray(ws)).to(self.device))
+            result: np.ndarray = out.float().cpu().numpy()
         return result
 
     def close(self) -> None:

@@ -3,11 +3,11 @@
 A writer turns a part (consecutive seeds, see plan.py) into bytes on disk; `encode` runs in the encoder
 pool (Pillow and file writes release the GIL), `add` and the part calls run in the pipeline's thread, in
 seed order. Nothing is ever visible under its final name half-written:
-- files: `seed-XXXXXX.png` each written to `.seed-XXXXXX.png.tmp` and renamed; a part's files are synced
-  to disk together (syncfs) before the part is recorded;
-- tar: `shard-XXXXXX.tar` (WebDataset: `{seed}.png` + `{seed}.json`, and `{seed}.cls` for a class-conditional
-  job, per sample) written to
-  `.shard-XXXXXX.tar.tmp`, fsynced, renamed when the part is complete;
+- files: `seed-XXXXXX.png` each written to a temporary `.seed-XXXXXX.png.XXXXXXXX.tmp` and renamed
+  (io.atomic_path); a part's files are synced to disk together (syncfs) before the part is recorded;
+- tar: `shard-XXXXXX.tar` (WebDataset: `KEY.png` + `KEY.json` per sample, KEY = sample_key: the seed, led by
+  the class index in a class-conditional job, which adds `KEY.cls`) written to
+  `.shard-XXXXXX.tar.XXXXXXXX.tmp`, fsynced, renamed when the part is complete;
 - npy: rows written in place into `.images.npy.partial` (preallocated, header first), fsynced per part,
   renamed to `images.npy` when every part is in; `seeds.npy` (and `labels.npy` for a conditional job) beside it.
 Every byte is a function of the seeds and options only (fixed encoder options, tar members with mtime 0,
@@ -31,12 +31,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tgan_deploy.io import file_sha256
+from tgan_deploy.io import atomic_path, file_sha256, fsync_dir, temporary_path, temporary_target
 from tgan_deploy.runtime.images import ENCODER_OPTIONS, encode_image, seed_file_name
 
 FORMATS = ("png", "jpeg", "webp", "npy", "tar")
 FILE_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
-TEMP_SUFFIX = ".tmp"
 NPY_PARTIAL = ".images.npy.partial"
 
 
@@ -61,32 +60,11 @@ class ByteBudget:
 
 
 def write_file(path: Path, data: bytes, budget: ByteBudget, fsync: bool = True) -> None:
-    """`data` -> `path` via a hidden temp file beside it, renamed when complete (the temp is removed on error).
-
-    fsync=False leaves durability to the caller (FilesWriter syncs a whole part's files at once)."""
-    tmp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            budget.spend(len(data), tmp)
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """`data` -> `path` atomically (io.atomic_path); fsync=False leaves durability to the caller (FilesWriter
+    syncs a whole part's files at once)."""
+    budget.spend(len(data), path)
+    with atomic_path(path, durable=fsync) as tmp:
+        tmp.write_bytes(data)
 
 
 def sync_file_system(directory: Path) -> None:
@@ -141,7 +119,8 @@ class PartWriter:
     def remove_temporaries(self) -> None:
         """Delete what a killed run left half-written (never a complete file or the npy in progress)."""
         for entry in self.out.iterdir():
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX) and self.owns(entry.name[1:-4]):
+            target = temporary_target(entry.name)
+            if target is not None and self.owns(target):
                 entry.unlink()
 
     def part_sha256(self, part: dict[str, Any], seeds: Sequence[int], first_row: int) -> str:
@@ -204,8 +183,15 @@ def shard_name(part: int) -> str:
     return f"shard-{part:06d}.tar"
 
 
-def sample_key(seed: int) -> str:
-    return f"{seed:06d}"
+# A labelled sample's key leads with its class index: a --per-class tree reuses the same seeds in every class, and
+# its keys must still be unique across the tree (read as one WebDataset, `synth/*/shard-*.tar`). No dots: a
+# WebDataset reader takes the key up to the first dot of a member's name.
+LABELLED_KEY = "{label:04d}-{seed:06d}"
+
+
+def sample_key(seed: int, label: int | None = None) -> str:
+    """A WebDataset sample's key: XXXXXX (the seed), or LLLL-XXXXXX for a sample of class LLLL."""
+    return f"{seed:06d}" if label is None else LABELLED_KEY.format(label=int(label), seed=seed)
 
 
 class _HashingFile:
@@ -224,7 +210,7 @@ class _HashingFile:
 
 
 class TarWriter(PartWriter):
-    """WebDataset shards: part k -> shard-XXXXXX.tar holding {seed}.png and {seed}.json per sample, in seed order.
+    """WebDataset shards: part k -> shard-XXXXXX.tar holding KEY.png and KEY.json per sample, in seed order.
 
     Written with the standard tarfile module (ustar, fixed member metadata) rather than the webdataset
     library: tarfile gives full control of every header byte, and reading needs nothing from us
@@ -234,26 +220,27 @@ class TarWriter(PartWriter):
                  png_text: PngText | None = None, label: int | None = None) -> None:
         super().__init__(out, image_format, budget)
         self._json = sample_json  # fields every sample's .json carries besides its seed
+        self._label = label
         self._cls = None if label is None else str(label).encode()  # WebDataset's class-index entry
         self.png_text = png_text
         self._tar: tarfile.TarFile | None = None
         self._file: _HashingFile | None = None
         self._fh: BinaryIO | None = None
         self._part = -1
-
-    def _tmp(self, part: int) -> Path:
-        return self.out / f".{shard_name(part)}{TEMP_SUFFIX}"
+        self._tmp = Path()  # the part's shard while it is written (io.temporary_path)
 
     def encode(self, images: np.ndarray, seeds: Sequence[int]) -> list[tuple[str, list[tuple[str, bytes]]]]:
-        return [(sample_key(seed), [("png", encode_image(image, "png", self.png_text(seed) if self.png_text else None)),
-                                    ("json", json.dumps({"seed": int(seed), **self._json}, sort_keys=True).encode()),
-                                    *([("cls", self._cls)] if self._cls is not None else [])])
+        return [(sample_key(seed, self._label),
+                 [("png", encode_image(image, "png", self.png_text(seed) if self.png_text else None)),
+                  ("json", json.dumps({"seed": int(seed), **self._json}, sort_keys=True).encode()),
+                  *([("cls", self._cls)] if self._cls is not None else [])])
                 for image, seed in zip(images, seeds, strict=True)]
 
     def open_part(self, part: int, seeds: Sequence[int], first_row: int) -> None:
         self._part = part
-        self._fh = open(self._tmp(part), "wb")  # noqa: SIM115 (closed in close_part/abort_part)
-        self._file = _HashingFile(self._fh, self.budget, self._tmp(part))
+        self._tmp = temporary_path(self.out / shard_name(part))
+        self._fh = open(self._tmp, "wb")  # noqa: SIM115 (closed in close_part/abort_part)
+        self._file = _HashingFile(self._fh, self.budget, self._tmp)
         self._tar = tarfile.TarFile(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)  # type: ignore[arg-type]
 
     def add(self, payload: list[tuple[str, list[tuple[str, bytes]]]]) -> None:
@@ -272,7 +259,7 @@ class TarWriter(PartWriter):
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
-        os.replace(self._tmp(self._part), self.out / shard_name(self._part))
+        os.replace(self._tmp, self.out / shard_name(self._part))
         fsync_dir(self.out)
         record = {"file": shard_name(self._part), "sha256": self._file.digest.hexdigest()}
         self._tar = self._fh = self._file = None
@@ -284,7 +271,7 @@ class TarWriter(PartWriter):
             self._fh.close()
         self._tar = self._fh = self._file = None
         if self._part >= 0:
-            self._tmp(self._part).unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
 
     def owns(self, name: str) -> bool:
         return re.fullmatch(r"shard-\d{6,}\.tar", name) is not None

@@ -41,14 +41,14 @@ def run_per_class(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path
     results = []
     for index in range(sampler.num_classes):
         name = class_dir_name(sampler, index)
-        labelled = dataclasses.replace(options, label=index, class_name=sampler.class_name(index))
+        labelled = dataclasses.replace(options, label=index)
         results.append((name, run_bulk(sampler, model, plan, out / name, labelled, progress)))
     write_json_atomic(out / CLASSES_FILE, classes_record(sampler, plan, [name for name, _ in results]))
     return results
 
 
 def classes_record(sampler: Sampler, plan: SeedPlan, dirs: list[str]) -> dict[str, Any]:
-    return {"classes": [{"label": i, "class": sampler.class_name(i), "dir": d} for i, d in enumerate(dirs)],
+    return {"classes": [{**sampler.label_record(i), "dir": d} for i, d in enumerate(dirs)],
             "per_class": len(plan.seeds), "shard": f"{plan.shard[0]}/{plan.shard[1]}"}
 
 

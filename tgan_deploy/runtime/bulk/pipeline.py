@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from tgan_deploy import __version__
-from tgan_deploy.io import file_sha256, write_json_atomic
+from tgan_deploy.io import file_sha256, temporary_target, write_json_atomic
 from tgan_deploy.runtime.bulk.errors import BulkOptionError, BulkWriteError, OutputInUseError
 from tgan_deploy.runtime.bulk.formats import (
     FORMATS,
-    TEMP_SUFFIX,
+    LABELLED_KEY,
     ByteBudget,
     PartWriter,
     PngText,
@@ -39,6 +40,7 @@ from tgan_deploy.runtime.bulk.manifest import (
     write_manifest,
 )
 from tgan_deploy.runtime.bulk.plan import SeedPlan, batches
+from tgan_deploy.runtime.provenance import w_info
 from tgan_deploy.runtime.sampler import Sampler
 
 Progress = Callable[[int], None]  # called with the number of images just written
@@ -55,7 +57,13 @@ class BulkOptions:
     byte_limit: int | None = None  # ByteBudget: the full-disk seam (None: the file system decides)
     png_text: PngText | None = None  # seed -> tEXt chunks of its PNG (files and tar shards), e.g. provenance
     label: int | None = None  # class-conditional models: the class index of every image (see per_class.py)
-    class_name: str | None = None  # that class's name, recorded beside it
+    psi_cutoff: int | None = None  # style models (runtime/wspace.py): truncation in w on layers [0, psi_cutoff)
+    mix_seed: int | None = None  # style models: layers [mix_cutoff, num_ws) of every image from this seed
+    mix_cutoff: int | None = None
+
+    def w_controls(self) -> dict[str, Any]:
+        """The w-space controls given (none: {}, so a plain job's identity and files stay as they were)."""
+        return w_info(psi_cutoff=self.psi_cutoff, mix_seed=self.mix_seed, mix_cutoff=self.mix_cutoff)
 
 
 @dataclasses.dataclass
@@ -72,13 +80,18 @@ def check_format(image_format: str) -> None:
 
 
 def model_sha256(model: str | Path, backend: str) -> str:
-    """sha256 of the file the backend really serves (the ONNX file, the engine, or the checkpoint)."""
+    """sha256 of the file the backend really serves (the ONNX file, the engine, or the checkpoint; a style export:
+    of its mapping and synthesis files' digests)."""
     from tgan_deploy.runtime.model_path import locate_model
 
     location = locate_model(model)
+    if location.metadata is not None and location.metadata.w_space:  # a style export: its two graphs are served
+        pair = location.style_engines if backend == "tensorrt" else location.style_onnx
+        assert pair is not None  # Sampler.open found them
+        return hashlib.sha256("".join(file_sha256(f) for f in pair).encode()).hexdigest()
     served = {"onnxruntime": location.onnx, "tensorrt": location.engine}.get(backend, location.checkpoint)
     if backend == "torch" and served is not None and served.is_dir():
-        from tgan_deploy.checkpoint import resolve_checkpoint
+        from tgan_deploy.run_layout import resolve_checkpoint
 
         served = resolve_checkpoint(served)
     assert served is not None  # Sampler.open found it
@@ -95,12 +108,14 @@ def job_identity(sampler: Sampler, model: str | Path, plan: SeedPlan, options: B
             "part_size": plan.part_size, "shard": f"{plan.shard[0]}/{plan.shard[1]}",
             # the chunks as the first seed's PNG gets them: what every PNG's text is made from
             "png_text": dict(options.png_text(plan.seeds[0])) if options.png_text else None,
-            **label_fields(options)}
+            **label_fields(sampler, options), **options.w_controls(),
+            # tar keys of a labelled job lead with the class (a shard written by the seed-only rule must not resume)
+            **({"sample_key": LABELLED_KEY} if options.image_format == "tar" and options.label is not None else {})}
 
 
-def label_fields(options: BulkOptions) -> dict[str, Any]:
+def label_fields(sampler: Sampler, options: BulkOptions) -> dict[str, Any]:
     """{"label": index, "class": name} of a conditional job (in its identity and every tar sample's .json)."""
-    return {} if options.label is None else {"label": options.label, "class": options.class_name}
+    return {} if options.label is None else sampler.label_record(options.label)
 
 
 def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, options: BulkOptions,
@@ -113,7 +128,8 @@ def run_bulk(sampler: Sampler, model: str | Path, plan: SeedPlan, out: Path, opt
         return BulkResult(out, len(seeds), 0, already_complete=True)
     writer = make_writer(out, options.image_format, ByteBudget(options.byte_limit), tuple(identity["image_shape"]),
                          len(seeds),
-                         {"truncation": options.truncation, "psi": options.psi, **label_fields(options)},
+                         {"truncation": options.truncation, "psi": options.psi, **label_fields(sampler, options),
+                          **options.w_controls()},
                          options.png_text, options.label)
     journal = Journal(out)
     try:
@@ -164,7 +180,8 @@ def _write_parts(sampler: Sampler, plan: SeedPlan, todo: list[int], writer: Part
                 writer.open_part(part, part_seeds, plan.first_row(part))
                 for batch in batches(part_seeds, sampler.max_batch):
                     images = sampler.sample(batch, truncation=options.truncation, psi=options.psi,
-                                            labels=options.label)
+                                            labels=options.label, psi_cutoff=options.psi_cutoff,
+                                            mix_seeds=options.mix_seed, mix_cutoff=options.mix_cutoff)
                     pending.append((pool.submit(writer.encode, images, batch), len(batch)))
                     drain(max_pending)
                 drain(0)
@@ -217,8 +234,8 @@ def _remove_job_output(out: Path) -> None:
     """--force: remove what any bulk job writes (every format's files), leave anything else alone."""
     owners = [make_writer(out, fmt, ByteBudget(), (1, 1, 1), 0, {}) for fmt in FORMATS]
     for entry in out.iterdir():
-        names = (entry.name, entry.name.removeprefix(".").removesuffix(TEMP_SUFFIX))
-        if entry.name in (MANIFEST_FILE, JOB_FILE, JOURNAL_FILE) or any(w.owns(n) for w in owners for n in names):
+        name = temporary_target(entry.name) or entry.name  # a temporary goes with the file it was for
+        if name in (MANIFEST_FILE, JOB_FILE, JOURNAL_FILE) or any(w.owns(name) for w in owners):
             if entry.is_dir():
                 shutil.rmtree(entry)
             else:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tgan_deploy.runtime.bulk.errors import BulkOptionError
-from tgan_deploy.runtime.latents import check_seeds
+from tgan_deploy.runtime.latents import check_seeds, seed_range
 
 DEFAULT_PART_SIZE = 1000
 
@@ -35,11 +35,14 @@ class SeedPlan:
             if len(set(seeds)) != len(seeds):
                 raise BulkOptionError("--seeds repeats a seed: each seed names one file, give each once")
             return cls(tuple(seeds), part_size, shard)
-        if n is None or n < 1:
-            raise BulkOptionError(f"--n must be a positive integer, got {n!r}: ask for at least one image")
-        if seed < 0:
-            raise BulkOptionError(f"--seed {seed} is not a non-negative integer: seeds must be ints >= 0")
-        return cls(range(seed, seed + n), part_size, shard)
+        return cls(seed_range(seed, n), part_size, shard)
+
+    def check_rule(self, rule: str) -> None:
+        """InvalidSeedError unless every seed is in the range of the model's seed rule (known once it loads)."""
+        if isinstance(self.seeds, range):
+            seed_range(self.seeds.start, len(self.seeds), rule)
+        else:
+            check_seeds(self.seeds, rule)
 
     @property
     def part_count(self) -> int:
