@@ -88,3 +88,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert Image.open(tmp_path / "grid.png").size == grid.size  # the runtime's grid of the same seeds
     assert "max pixel difference vs the torch backend: 0" in proc.stdout or \
         "max pixel difference vs the torch backend: 1" in proc.stdout
+    # It ends with the grid's path and one evaluation of the model it trained (at the last iteration).
+    last = proc.stdout.strip().splitlines()[-1]
+    assert str(tmp_path / "grid.png") in last and "trained model: cfd " in last and "at iteration 2 " in last

@@ -117,10 +117,16 @@ def training_differences(one: Path, two: Path, longest_sum: int) -> list[str]:
 def test_two_process_index_pairing_matches_one_process(tmp_path: Path) -> None:
     # The reference's pairing (real i with fake i) on toy data; the toy generator has BatchNorm.
     # Longest sum: a hidden unit's 16 inputs, or a BatchNorm statistic / weight gradient over the batch of 16.
-    single, multi = single_and_torchrun(tmp_path, [*TOY, *FROZEN, "--pairing", "index", "--steps", "3",
-                                                   "--set", "run.log_every=1"])
+    args = [*TOY, *FROZEN, "--pairing", "index", "--steps", "3", "--set", "run.log_every=1"]
+    single, multi = single_and_torchrun(tmp_path, args)
     assert [r[0] for r in losses(multi)] == [1, 2, 3]
     assert training_differences(single, multi, longest_sum=16) == []
+    # The criterion rejects what a wrong shard does: the same initial weights and latents, other real batches
+    # (a fixed subset of the data). Measured with a shard broken in the trainer itself: the gradients of a
+    # one-rank-twice shard were 40 to 3,400 times the bound apart, index pairs off by one row 14 to 2,300 times.
+    other = tmp_path / "other-batches"
+    run_train(*args, "--set", "data.limit=1000", "--out", str(other))
+    assert sum("gradients differ" in line for line in training_differences(single, other, longest_sum=16)) >= 5
 
 
 @pytest.mark.slow

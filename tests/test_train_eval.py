@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_support import TOY, env, error_line, metrics, run_train, train_cmd
+from train_support import IMAGES, TOY, env, error_line, metrics, run_train, train_cmd
 
 from tgan_deploy.checkpoint import load_checkpoint
 
@@ -79,6 +79,17 @@ def test_export_takes_the_best_checkpoint_and_says_so(evaluated_run: Path, tmp_p
                             "--checkpoint", "step-00000008.pt"], env=env(), capture_output=True, text=True)
     assert named.returncode == 0, named.stderr
     assert json.loads((tmp_path / "named" / "model.json").read_text())["source_step"] == 8
+
+
+def test_a_run_that_never_evaluates_loads_no_evaluator(tmp_path: Path) -> None:
+    """Digits are scored by the project's classifier, trained (about 40 s) into the cache on first use: a run
+    shorter than run.eval_every never evaluates, so it neither loads nor trains it."""
+    cache = tmp_path / "cache"
+    proc = subprocess.run(train_cmd(*IMAGES, "--steps", "1", "--eval-every", "2", "--out", str(tmp_path / "run")),
+                          env=env() | {"TGAN_DEPLOY_CACHE": str(cache)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not (cache / "classifiers").exists() and "classifier" not in proc.stderr
+    assert not [r for r in metrics(tmp_path / "run") if any(k.startswith("eval/") for k in r)]
 
 
 # -- feature detectors ---------------------------------------------------------------------------------

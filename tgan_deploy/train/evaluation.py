@@ -44,11 +44,18 @@ class Evaluator:
                 "feature_space": result["feature_space"], "metrics": metrics}
 
 
+def evaluates(cfg: TrainConfig) -> bool:
+    """Whether the run evaluates at all: run.eval_every > 0 and the run is at least that long (a short trial run
+    is not held up by an evaluation it did not ask for, nor by loading or training what scores it)."""
+    return 0 < cfg.run.eval_every <= cfg.run.steps
+
+
 def plan(cfg: TrainConfig, dataset: Any, say: Callable[[str], None]) -> Evaluator | None:
-    """The run's evaluator, or None (run.eval_every 0, or image data without a detector: said in one line)."""
+    """The run's evaluator, or None (no evaluation is due in this run, or image data without a detector: said in
+    one line). Nothing is loaded, or trained (the digit classifier), for a run that never evaluates."""
     from tgan_deploy.metrics.evaluate import data_kind
 
-    if cfg.run.eval_every == 0:
+    if not evaluates(cfg):
         return None
     explicit = cfg.run.eval_features
     kind = data_kind(cfg)

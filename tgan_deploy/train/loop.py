@@ -320,10 +320,8 @@ def due(step: int, every: int, cfg: TrainConfig) -> bool:
 
 
 def eval_due(step: int, cfg: TrainConfig) -> bool:
-    """Evaluations every run.eval_every iterations and after the last one, if the run is that long at all
-    (a short trial run is not held up by an evaluation it did not ask for)."""
-    every = cfg.run.eval_every
-    return every > 0 and cfg.run.steps >= every and due(step, every, cfg)
+    """Evaluations every run.eval_every iterations and after the last one, if the run evaluates at all."""
+    return evaluation.evaluates(cfg) and due(step, cfg.run.eval_every, cfg)
 
 
 def set_trainable(critic: nn.Module, frozen: list[nn.Parameter]) -> None:
