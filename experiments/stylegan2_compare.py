@@ -82,8 +82,9 @@ def cpu_seconds_per_iteration(overrides: dict[str, Any], iterations: int) -> flo
 
 def score_checkpoints(run_dir: Path, eval_n: int) -> list[dict[str, Any]]:
     """tgan_deploy.metrics.evaluate on every kept checkpoint's EMA generator: step, cfd, conditional accuracy."""
-    from tgan_deploy.checkpoint import list_checkpoints, load_generator
+    from tgan_deploy.checkpoint import load_generator
     from tgan_deploy.metrics.evaluate import evaluate
+    from tgan_deploy.run_layout import list_checkpoints
 
     curve = []
     for ckpt in list_checkpoints(run_dir):

@@ -60,10 +60,11 @@ def fd_to_reference(run_dir: Path, reference: Path, eval_n: int) -> list[dict[st
     """Classifier-feature Fréchet distance of every kept checkpoint's EMA generator to the reference digits."""
     import torch
 
-    from tgan_deploy.checkpoint import list_checkpoints, load_generator
+    from tgan_deploy.checkpoint import load_generator
     from tgan_deploy.metrics.classifier import load_classifier
     from tgan_deploy.metrics.evaluate import generate
     from tgan_deploy.metrics.frechet import frechet_distance_features
+    from tgan_deploy.run_layout import list_checkpoints
 
     clf = load_classifier("mnist5k")
     real = torch.from_numpy(np.load(reference)["images"]).float().div(127.5).sub(1.0)
