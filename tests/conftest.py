@@ -1,6 +1,9 @@
-"""Shared pytest setup: a fixed torch seed, and skips for tests that need a GPU or TensorRT."""
+"""Shared pytest setup: a fixed torch seed, skips for tests that need a GPU or TensorRT, and one cache."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 from _hardware import has_gpu, has_tensorrt
@@ -22,3 +25,11 @@ def _torch_seed() -> None:
     except ImportError:
         return
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TGAN_DEPLOY_CACHE for the session (or $TGAN_DEPLOY_TEST_CACHE's), so the MNIST classifier that digit
+    evaluations need is trained once (about 40 s), whichever test needs it first."""
+    reuse = os.environ.get("TGAN_DEPLOY_TEST_CACHE")
+    return Path(reuse) if reuse else tmp_path_factory.mktemp("tgan-cache")

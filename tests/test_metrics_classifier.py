@@ -8,7 +8,6 @@ cache folder to reuse (for quick local reruns).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,12 +29,6 @@ from tgan_deploy.models import build_generator
 from tgan_deploy.run_layout import step_file_name
 
 MIN_ACCURACY = 0.97
-
-
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reuse = os.environ.get("TGAN_DEPLOY_TEST_CACHE")
-    return Path(reuse) if reuse else tmp_path_factory.mktemp("tgan-cache")
 
 
 @pytest.fixture(scope="session")

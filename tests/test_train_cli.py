@@ -76,10 +76,10 @@ def test_module_entry_point_used_by_torchrun() -> None:
     assert proc.returncode == 0 and "tgan-train" in proc.stdout and "--resume" in proc.stdout
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """`make demo` in miniature: train, export with a passing parity report, sample through the runtime."""
+def test_demo_runs_end_to_end(tmp_path: Path, cache: Path) -> None:
+    """`make demo` in miniature: train, evaluate, export with a passing parity report, sample through the runtime."""
     proc = subprocess.run([sys.executable, "-m", "tgan_deploy", "demo", "--out", str(tmp_path), "--steps", "2"],
-                          env=env(), capture_output=True, text=True, timeout=300)
+                          env=env() | {"TGAN_DEPLOY_CACHE": str(cache)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     grid = Image.open(tmp_path / "run" / "samples.png")
     assert grid.mode == "L" and grid.size == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 digits of 32 px

@@ -52,11 +52,12 @@ def evaluates(cfg: TrainConfig) -> bool:
 
 def plan(cfg: TrainConfig, dataset: Any, say: Callable[[str], None]) -> Evaluator | None:
     """The run's evaluator, or None (no evaluation is due in this run, or image data without a detector: said in
-    one line). Nothing is loaded, or trained (the digit classifier), for a run that never evaluates."""
+    one line). The built-in scorers are not loaded, nor the digit classifier trained, for a run that never
+    evaluates."""
     from tgan_deploy.metrics.evaluate import data_kind
 
-    if not evaluates(cfg):
-        return None
+    if cfg.run.eval_every == 0 or not (evaluates(cfg) or cfg.run.eval_features):
+        return None  # a file the user named is still checked below: bad input is refused, used or not
     explicit = cfg.run.eval_features
     kind = data_kind(cfg)
     if not explicit and kind == "digits":

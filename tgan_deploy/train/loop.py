@@ -11,6 +11,8 @@ unless diffaug or ada is on). Every run.eval_every iterations the EMA generator 
 and the best-scoring state is kept as best.pt.
 Every optimiser step is guarded: a NaN/Inf loss or gradient norm stops it before the weights change
 (the divergence guard; run.on_divergence). Logging, sample grids and checkpoints happen between iterations.
+Layout: `setup` builds a `Run` (data, models, optimisers, the two steps of train/steps.py, resumed state);
+`_train` is the loop; `iteration` is one iteration; the pieces they call follow.
 """
 
 from __future__ import annotations
@@ -278,13 +280,17 @@ def setup(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, r
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
     autocast = autocast_for(device, cfg.optim.amp)
     latents = Latents(cfg, ctx, device, noise_rng)
-    critic_step = CriticStep(cfg, generate, critic, critic_train, objective, augment, opt_d, latents, autocast)
-    if cfg.objective.r1_gamma > 0:  # lazy R1 (train/regularisers.py)
-        critic_step = R1CriticStep(cfg, generate, critic, critic_train, objective, augment, opt_d, latents, autocast)
-    generator_step = GeneratorStep(G_train, G, scorer, objective, augment, opt_g, latents, autocast)
-    if style_training is not None and cfg.objective.pl_weight > 0:  # path-length regularisation
-        generator_step = PathLengthGeneratorStep(G_train, G, scorer, objective, augment, opt_g, latents, autocast,
-                                                 cfg.objective, style_training, lambda: parts.trainer)
+    critic_step = CriticStep(G=generate, model=critic, scores=critic_train, objective=objective, augment=augment,
+                             optimizer=opt_d, latents=latents, autocast=autocast, gp_weight=cfg.objective.gp_weight)
+    generator_step = GeneratorStep(G=G_train, model=G, scores=scorer, objective=objective, augment=augment,
+                                   optimizer=opt_g, latents=latents, autocast=autocast)
+    # lazy regularisers: the same steps with one more term (train/regularisers.py)
+    if cfg.objective.r1_gamma > 0:
+        critic_step = R1CriticStep(**vars(critic_step), r1_gamma=cfg.objective.r1_gamma,
+                                   r1_interval=cfg.objective.r1_interval)
+    if style_training is not None and cfg.objective.pl_weight > 0:
+        generator_step = PathLengthGeneratorStep(**vars(generator_step), settings=cfg.objective, style=style_training,
+                                                 trainer=lambda: parts.trainer)
     return Run(cfg, run_dir, device, dataset, stream, parts, critic_step, generator_step, frozen, evaluator,
                start, initial)
 

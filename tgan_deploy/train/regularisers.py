@@ -41,17 +41,19 @@ class R1CriticStep(CriticStep):
     this rank's batch through the local critic (as WGAN-GP's penalty): its gradients join the same backward pass,
     so DDP averages them with the rest."""
 
+    r1_gamma: float = 0.0  # objective.r1_gamma
+    r1_interval: int = 16  # objective.r1_interval
+
     def loss(self, x_real: torch.Tensor, x_fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         loss = super().loss(x_real, x_fake, labels)
-        gamma, interval = self.cfg.objective.r1_gamma, self.cfg.objective.r1_interval
-        if optimizer_steps(self.optimizer) % interval:
+        if optimizer_steps(self.optimizer) % self.r1_interval:
             return loss
         # the critic sees augmented reals (and, for pair critics, fakes), as in its loss
         seen_real, seen_fake = self.augment(x_real), self.augment(x_fake)
-        assert isinstance(self.critic, Critic) and seen_real is not None and seen_fake is not None
+        assert isinstance(self.model, Critic) and seen_real is not None and seen_fake is not None
         with self.autocast:
-            r1 = r1_penalty(self.critic, seen_real, seen_fake, labels)
-        return loss + interval * gamma / 2 * r1
+            r1 = r1_penalty(self.model, seen_real, seen_fake, labels)
+        return loss + self.r1_interval * self.r1_gamma / 2 * r1
 
 
 @dataclasses.dataclass

@@ -54,29 +54,38 @@ class Latents:
 
 
 @dataclasses.dataclass
-class CriticStep:
-    """E and D minimise the objective's critic loss on a real batch and fakes drawn from G without gradients
-    (reals and fakes encoded in separate calls; WGAN-GP's penalty on this rank's batch if the objective has one)."""
+class Step:
+    """What both steps hold; `descend` takes one guarded optimiser step on a loss."""
 
-    cfg: TrainConfig
-    G: nn.Module
-    critic: nn.Module  # the parameters stepped (and guarded)
-    scores: nn.Module  # GlobalScores, DDP-wrapped under torchrun: (a, b, penalty) over the global batch
+    G: nn.Module  # draws the fakes (DDP-wrapped under torchrun when the generator is the one stepped)
+    model: nn.Module  # the network whose parameters the step updates (and whose gradients are guarded)
+    scores: nn.Module  # GlobalScores: (a, b, penalty) over the global batch
     objective: Objective
     augment: Augmenter
     optimizer: torch.optim.Optimizer
     latents: Latents
     autocast: torch.autocast
 
+    def descend(self, what: str, loss: torch.Tensor) -> StepResult:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        result = guard(what, loss, self.model)
+        self.optimizer.step()
+        return result
+
+
+@dataclasses.dataclass
+class CriticStep(Step):
+    """E and D minimise the objective's critic loss on a real batch and fakes drawn from G without gradients
+    (reals and fakes encoded in separate calls; WGAN-GP's penalty on this rank's batch if the objective has one).
+    `scores` is DDP-wrapped under torchrun."""
+
+    gp_weight: float = 0.0  # objective.gp_weight
+
     def __call__(self, x_real: torch.Tensor, labels: torch.Tensor | None) -> StepResult:
         with torch.no_grad(), self.autocast:
             x_fake = self.G(self.latents(), labels)
-        loss = self.loss(x_real, x_fake, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        result = guard("critic", loss, self.critic)
-        self.optimizer.step()
-        return result
+        return self.descend("critic", self.loss(x_real, x_fake, labels))
 
     def loss(self, x_real: torch.Tensor, x_fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The critic's loss (float32) with its gradients: the objective's, plus any regulariser's term."""
@@ -87,32 +96,18 @@ class CriticStep:
             self.augment.observe(float(overfitting_signal(a.detach(), b.detach(), self.objective.absolute_critic)))
         loss = self.objective.critic_loss(a.float(), b.float())
         if penalty is not None:
-            loss = loss + self.cfg.objective.gp_weight * penalty.float()
+            loss = loss + self.gp_weight * penalty.float()
         return loss
 
 
 @dataclasses.dataclass
-class GeneratorStep:
+class GeneratorStep(Step):
     """G minimises the objective's generator loss on fresh fakes (and a real batch, for the T-objectives that
     pair them). The caller freezes E and D (requires_grad False, never stepped); they stay in train mode, so
-    E's BatchNorm uses batch statistics."""
-
-    G: nn.Module  # DDP-wrapped under torchrun
-    generator: nn.Module  # the parameters stepped (and guarded)
-    scores: nn.Module  # GlobalScores (not DDP-wrapped: the critic is frozen here)
-    objective: Objective
-    augment: Augmenter
-    optimizer: torch.optim.Optimizer
-    latents: Latents
-    autocast: torch.autocast
+    E's BatchNorm uses batch statistics. `scores` is not DDP-wrapped here: the critic is frozen."""
 
     def __call__(self, x_real: torch.Tensor, labels: torch.Tensor | None) -> StepResult:
-        loss = self.loss(x_real, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        result = guard("generator", loss, self.generator)
-        self.optimizer.step()
-        return result
+        return self.descend("generator", self.loss(x_real, labels))
 
     def loss(self, x_real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         with self.autocast:
