@@ -29,7 +29,6 @@ import platform
 import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from tgan_deploy.export.graphs import TruncatedGenerator
 from tgan_deploy.io import write_json_atomic, write_text_atomic
 from tgan_deploy.models.stylegan2 import StyleGAN2Generator, SynthesisLayer, ToRGBLayer, nvlabs_widths
 from tgan_deploy.models.stylegan_layers import FullyConnectedLayer
+from tgan_deploy.runtime.bench import time_calls
 
 RESULTS = Path(__file__).parent / "results"
 # Issue 26's figures for NVlabs' original code in eager mode on a 2-core AVX2 machine (batch 1 s, batch 8 s) and its
@@ -89,15 +89,9 @@ def _cpuinfo_mhz() -> str | None:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("cpu MHz")), None)
 
 
-def timed(fn: Callable[[], Any], rounds: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(fn: Callable[[], Any], rounds: int) -> float:
+    """Median seconds per call, after tgan-bench's warm-up calls."""
+    return statistics.median(time_calls(fn, rounds))
 
 
 def export(generator: nn.Module, folder: Path) -> Path:
