@@ -94,8 +94,14 @@ def one_line_error(call, match: str) -> str:  # type: ignore[no-untyped-def]
     ({"optim": {"beta1": 1.0}}, r"optim.beta1 must be in \[0, 1\)"),
     ({"optim": {"ema_decay": -0.1}}, r"optim.ema_decay must be in \[0, 1\)"),
     ({"objective": {"gp_weight": -1}}, "objective.gp_weight must be >= 0"),
+    ({"objective": {"r1_gamma": -1}}, "objective.r1_gamma must be >= 0"),
+    ({"objective": {"r1_interval": 0}}, "objective.r1_interval and objective.pl_interval must be positive"),
+    ({"objective": {"pl_weight": 2}}, "model.arch dcgan has none"),
+    ({"model": {"arch": "stylegan2", "style_mixing": 1.5}}, r"model.style_mixing is a probability in \[0, 1\]"),
+    ({"model": {"arch": "stylegan2", "channel_max": 0}}, "model.channel_max must be positive"),
     ({"model": {"channels": 2}}, "model.channels = 2 is not valid"),
-    ({"model": {"arch": "stylegan2"}}, "model.arch stylegan2 needs model.style.generator"),
+    ({"model": {"arch": "stylegan3"}}, "model.arch stylegan3 needs model.style.generator"),  # stylegan2 trains here
+    ({"model": {"arch": "stylegan2", "resolution": 48}}, "model.resolution 48 is not one a stylegan2 can make"),
     ({"model": {"style": "big"}}, "'model.style': 'big' is not a valid dict"),
 ])
 def test_bad_values_fail_with_one_line(data: dict, match: str) -> None:

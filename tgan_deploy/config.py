@@ -17,6 +17,7 @@ from tgan_deploy.errors import ConfigError
 
 IMAGE_RESOLUTIONS = (32, 64, 128, 256)
 STYLE_ARCHS = ("stylegan2", "stylegan3")  # architectures of imported StyleGAN files (model.style holds their kwargs)
+STYLEGAN2_RESOLUTIONS = (8, 16, 32, 64, 128, 256, 512, 1024)  # what tgan-train --arch stylegan2 builds
 # The objectives tgan_deploy.objectives implements (tests/test_objectives.py checks its table has exactly
 # these), named here so that validating a config needs neither torch nor an import from a layer above.
 AUGMENT_POLICIES = ("auto", "none", "diffaug", "ada")
@@ -25,7 +26,8 @@ OBJECTIVE_NAMES = ("t-sgan", "t-wgan", "t-lsgan", "t-hinge", "sgan", "rsgan", "r
 
 @dataclasses.dataclass
 class ModelConfig:
-    arch: str = "dcgan"  # "dcgan": the reference conv nets (images); "mlp": 2-D toy data (PacGAN's MLPs)
+    arch: str = "dcgan"  # "dcgan": the reference conv nets (images); "mlp": 2-D toy data (PacGAN's MLPs);
+    # "stylegan2": StyleGAN2's generator and discriminator trunk under the pair head (docs/training.md, StyleGAN2)
     resolution: int = 64  # 32 (CIFAR-size variant), 64, 128 or 256; ignored by "mlp"
     channels: int = 3  # 3 (RGB) or 1 (grayscale)
     latent_dim: int = 100  # z ~ N(0, I); reference: 100 (CelebA), 64 (CIFAR); PacGAN toy: 2
@@ -41,9 +43,20 @@ class ModelConfig:
     label_embed_dim: int = 32  # conditional G: width of the learned label embedding concatenated with z
     # arch "stylegan2" / "stylegan3" (imported models, docs/stylegan.md): the constructor kwargs of the style
     # generator and discriminator, {"generator": {...}, "discriminator": {...}} (models/stylegan2.py names them);
-    # widths, depths and dims as read from the imported file. resolution, channels, latent_dim (= z_dim) and
-    # num_classes (= c_dim) above hold the same values. Empty for the reference archs.
+    # widths, depths and dims as read from the imported file, or, for a stylegan2 tgan-train trains, written by it
+    # from the keys below (train/style.py). resolution, channels, latent_dim (= z_dim) and num_classes (= c_dim)
+    # above hold the same values. Empty for the reference archs.
     style: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # arch "stylegan2" trained by tgan-train (docs/training.md, StyleGAN2); tgan-train writes the model.style
+    # kwargs from these (an --init-from StyleGAN2 parent brings its own). The stylegan2 preset sets them per
+    # resolution (train/presets.py); the values here are StyleGAN2-ADA's "auto" config below 512 px.
+    channel_base: int = 16384  # width at resolution r: min(channel_base // r, channel_max) (StyleGAN2-ADA's rule)
+    channel_max: int = 512
+    w_dim: int = 512  # width of w (the mapping network's output and hidden layers)
+    mapping_layers: int = 2  # mapping network depth: StyleGAN2-ADA's auto config (the StyleGAN2 paper: 8)
+    mapping_lr_multiplier: float = 0.01  # learning-rate multiplier of the mapping network (StyleGAN §C)
+    style_mixing: float = 0.9  # probability per batch of style-mixing regularisation (StyleGAN2: 0.9; 0 off)
+    mbstd_group_size: int = 4  # the discriminator trunk's minibatch-std group (StyleGAN2: 4)
 
 
 @dataclasses.dataclass
@@ -52,6 +65,16 @@ class ObjectiveConfig:
     pairing: str = "index"  # T-objectives: "index", "perm:K" (index + K fake permutations) or "all"
     pair_impl: str = "auto"  # pair-score kernel: "auto", "ref", "cpu", "cuda"
     gp_weight: float = 10.0  # WGAN-GP's lambda
+    # Lazy R1 on real inputs (Mescheder et al. 2018; StyleGAN2 §3.1): every r1_interval-th critic step adds
+    # r1_interval * r1_gamma / 2 * mean ||grad_x critic(x_r)||^2 (pair critics: the true-order score's gradient
+    # in its real member, docs/method.md §7.4). 0: off; the stylegan2 preset: 0.0002 res^2 / batch
+    # (StyleGAN2-ADA's auto config).
+    r1_gamma: float = 0.0
+    r1_interval: int = 16
+    # Path-length regularisation of G (StyleGAN2 §3.2), arch stylegan2: every pl_interval-th generator step adds
+    # pl_interval * pl_weight * mean (|J_w^T y| - a)^2. 0: off (StyleGAN2 uses 2).
+    pl_weight: float = 0.0
+    pl_interval: int = 4
 
 
 @dataclasses.dataclass
@@ -170,7 +193,16 @@ class TrainConfig:
     def validate(self) -> None:
         m, o, opt = self.model, self.objective, self.optim
         _choice("model.arch", m.arch, ("dcgan", "mlp", *STYLE_ARCHS))
-        if m.arch in STYLE_ARCHS and not isinstance(m.style.get("generator"), dict):
+        if m.arch == "stylegan2" and not m.style:
+            if m.resolution not in STYLEGAN2_RESOLUTIONS:
+                raise ConfigError(f"model.resolution {m.resolution} is not one a stylegan2 can make: use one of "
+                                  f"{', '.join(map(str, STYLEGAN2_RESOLUTIONS))}")
+            _choice("model.channels", m.channels, (1, 3))
+            for name, size in [("model.channel_base", m.channel_base), ("model.channel_max", m.channel_max),
+                               ("model.w_dim", m.w_dim), ("model.mapping_layers", m.mapping_layers)]:
+                if size <= 0:
+                    raise ConfigError(f"{name} must be positive, got {size}")
+        elif m.arch in STYLE_ARCHS and not isinstance(m.style.get("generator"), dict):
             raise ConfigError(f"model.arch {m.arch} needs model.style.generator (the constructor kwargs): "
                               "import the model with tgan-export FILE.pkl|FILE.pt, which writes them")
         if m.arch == "dcgan":
@@ -225,7 +257,18 @@ class TrainConfig:
                                ("optim.ema_decay", opt.ema_decay)]:
             if not 0 <= fraction < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {fraction}")
-        for name, amount in [("objective.gp_weight", o.gp_weight), ("model.negative_slope", m.negative_slope),
+        if o.r1_interval <= 0 or o.pl_interval <= 0:
+            raise ConfigError(f"objective.r1_interval and objective.pl_interval must be positive, got "
+                              f"{o.r1_interval}, {o.pl_interval}")
+        if o.pl_weight and m.arch not in STYLE_ARCHS:
+            raise ConfigError(f"objective.pl_weight regularises a style generator's w -> image map: model.arch "
+                              f"{m.arch} has none; set objective.pl_weight 0 or use --arch stylegan2")
+        if not 0 <= m.style_mixing <= 1:
+            raise ConfigError(f"model.style_mixing is a probability in [0, 1], got {m.style_mixing}")
+        if m.mapping_lr_multiplier <= 0:
+            raise ConfigError(f"model.mapping_lr_multiplier must be positive, got {m.mapping_lr_multiplier}")
+        for name, amount in [("objective.gp_weight", o.gp_weight), ("objective.r1_gamma", o.r1_gamma),
+                             ("objective.pl_weight", o.pl_weight), ("model.negative_slope", m.negative_slope),
                              ("data.workers", float(self.data.workers))]:
             if not 0 <= amount < float("inf"):
                 raise ConfigError(f"{name} must be >= 0, got {amount}")

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.nn.functional import relu, softplus
 
 from tgan_deploy.models.critic import Critic
+from tgan_deploy.models.heads import PairHead
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -180,3 +181,20 @@ def gradient_penalty(critic: Critic, x_real: Tensor, x_fake: Tensor, generator: 
     x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(_single(critic, x_hat, labels).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(critic: Critic, x_real: Tensor, x_fake: Tensor, labels: Tensor | None = None) -> Tensor:
+    """R1 (Mescheder et al., arXiv:1801.04406; StyleGAN2's lazy form): mean_i ||grad_{x_r,i} score_i||^2 on the
+    images the critic saw. Single-sample critics: score = C(x_r). Pair critics (docs/method.md §7.4, ours): the
+    true-order score s+ of index pair (real i, fake i), fakes held fixed, through the head's plain layers (the
+    fused pair op has no double backward)."""
+    x = x_real.detach().requires_grad_(True)
+    if isinstance(critic.head, PairHead):
+        delta = critic.encoder(x) - critic.encoder(x_fake.detach()).detach()
+        score = critic.head(delta)
+        if critic.projection is not None:
+            score = score + critic.projected(delta, labels)
+    else:
+        score = _single(critic, x, labels)
+    (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
+    return grad.float().square().flatten(1).sum(dim=1).mean()

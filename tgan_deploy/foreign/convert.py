@@ -1,4 +1,4 @@
-"""A foreign StyleGAN file -> OUR checkpoint dict (tgan_deploy/checkpoint.py; STYLE_CONTRACT.md).
+"""A foreign StyleGAN file -> OUR checkpoint dict (tgan_deploy/checkpoint.py; docs/stylegan.md).
 
 - NVlabs snapshots (foreign/nvlabs.py): our modules use NVlabs' key names, so their state dicts carry over; the
   unused `resample_filter` buffers of non-resampling layers are dropped. Architecture kwargs come from the

@@ -61,18 +61,19 @@ def _permutation(n: int, generator: torch.Generator | None, labels: torch.Tensor
 
 
 class Critic(nn.Module):
-    def __init__(self, encoder: nn.Module, head: PairHead, projection: nn.Embedding | None = None) -> None:
+    def __init__(self, encoder: nn.Module, head: nn.Module, projection: nn.Embedding | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = head
+        self.head = head  # the PairHead D; or any features -> score layer that only scores single samples
         self.projection = projection  # v(y) of the projection term; None: unconditional
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Single-sample score C(x) = D(E(x)) [B] (+ <v(y), E(x)> if conditional), for the baselines."""
         e = self.encoder(x)
+        score = self.head(e).reshape(-1)
         if self.projection is None:
-            return self.head(e)
-        return self.head(e) + self._projected(e, labels)
+            return score
+        return score + self.projected(e, labels)
 
     def pair_scores(self, x_real: torch.Tensor, x_fake: torch.Tensor, pairs: str | torch.Tensor = "index",
                     impl: str = "auto", labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,6 +82,8 @@ class Critic(nn.Module):
         Conditional: `labels` [B] are the labels of reals and fakes alike (fakes drawn on the reals' labels),
         and `pairs` must pair within a class (`make_pairs(..., labels=labels)`).
         """
+        if not isinstance(self.head, PairHead):
+            raise ValueError("this critic was built for single-sample objectives: it has no pair head")
         e_real = self.encoder(x_real)
         e_fake = self.encoder(x_fake)  # a separate call: per-batch BatchNorm statistics
         s_pos, s_neg = self.head.pair_scores(e_real, e_fake, pairs, impl)
@@ -95,7 +98,7 @@ class Critic(nn.Module):
         term = p_real - p_fake if isinstance(pairs, str) else p_real[pairs[:, 0]] - p_fake[pairs[:, 1]]
         return s_pos + term, s_neg - term
 
-    def _projected(self, e: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def projected(self, e: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """<v(y_i), e_i> [B]."""
         v = self._class_vectors(labels)
         return (v * e.to(v.dtype)).sum(dim=1)

@@ -295,19 +295,24 @@ class DiscriminatorEpilogue(nn.Module):
     (Miyato & Koyama 2018, with cmap the class mapped by the D's own mapping network)."""
 
     def __init__(self, in_channels: int, cmap_dim: int, mbstd_group_size: int | None, mbstd_num_channels: int,
-                 conv_clamp: float | None, resolution: int = 4) -> None:
+                 conv_clamp: float | None, resolution: int = 4, with_output: bool = True) -> None:
         super().__init__()
         self.cmap_dim = cmap_dim
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels else None
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
                                 conv_clamp=conv_clamp)
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation="lrelu")
-        self.out = FullyConnectedLayer(in_channels, cmap_dim or 1)
+        if with_output:  # without: the trunk only (features): the T-GAN encoder E
+            self.out = FullyConnectedLayer(in_channels, cmap_dim or 1)
 
-    def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden features [B, in_channels] (after fc, before out): what the T-GAN encoder E returns."""
         if self.mbstd is not None:
             x = self.mbstd(x)
-        x = self.out(self.fc(self.conv(x).flatten(1)))
+        return self.fc(self.conv(x).flatten(1))
+
+    def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+        x = self.out(self.features(x))
         if cmap is not None:
             x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
         return x
@@ -320,7 +325,8 @@ class StyleGAN2Discriminator(nn.Module):
     def __init__(self, resolution: int, channels: int, widths: Sequence[int], num_classes: int = 0,
                  architecture: str = "resnet", conv_clamp: float | None = None, mbstd_group_size: int | None = 4,
                  mbstd_num_channels: int = 1, cmap_dim: int | None = None, mapping_layers: int = 8,
-                 mapping_lr_multiplier: float = 0.01, resample_filter: Sequence[int] = FIR_TAPS) -> None:
+                 mapping_lr_multiplier: float = 0.01, resample_filter: Sequence[int] = FIR_TAPS,
+                 with_output: bool = True) -> None:
         super().__init__()
         log2 = int(math.log2(resolution))
         if resolution < 8 or 2**log2 != resolution or len(widths) != log2 - 1:
@@ -339,11 +345,26 @@ class StyleGAN2Discriminator(nn.Module):
         if num_classes:
             self.mapping = MappingNetwork(0, num_classes, cmap_dim, None, mapping_layers,
                                           lr_multiplier=mapping_lr_multiplier, w_avg_beta=None)
-        self.b4 = DiscriminatorEpilogue(width[4], cmap_dim, mbstd_group_size, mbstd_num_channels, conv_clamp)
+        if num_classes and not with_output:
+            raise ValueError("a discriminator without its output layer has no class projection (num_classes 0)")
+        self.b4 = DiscriminatorEpilogue(width[4], cmap_dim, mbstd_group_size, mbstd_num_channels, conv_clamp,
+                                        with_output=with_output)
+        self.feature_dim, self.with_output = width[4], with_output
+
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """The trunk: blocks b{R} ... b8, then the epilogue up to its last hidden layer -> [B, feature_dim]
+        (the T-GAN encoder E of a stylegan2 trained by tgan-train: models/__init__.py build_critic)."""
+        return self.b4.features(self._blocks(img))
 
     def forward(self, img: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, 1]; built `with_output=False` (the trunk), the features [B, feature_dim]."""
+        if not self.with_output:
+            return self.features(img)
+        cmap = self.mapping(None, label) if self.num_classes else None
+        return self.b4(self._blocks(img), cmap)
+
+    def _blocks(self, img: torch.Tensor) -> torch.Tensor:
         x = img
         for res in self.resolutions:
             x = getattr(self, f"b{res}")(x)
-        cmap = self.mapping(None, label) if self.num_classes else None
-        return self.b4(x, cmap)
+        return x

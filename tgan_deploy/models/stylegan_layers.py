@@ -113,7 +113,7 @@ class MappingNetwork(nn.Module):
 
 
 class StyleGenerator(nn.Module):
-    """The contract's style generator (STYLE_CONTRACT.md), shared by StyleGAN2 and StyleGAN3: a mapping network and
+    """The contract's style generator (docs/stylegan.md), shared by StyleGAN2 and StyleGAN3: a mapping network and
     a family's synthesis network (with `num_ws`). mapping(z, label) -> ws, synthesis(ws) -> image, forward(z, label)
     = synthesis(mapping(z, label)) at psi 1; `w_avg`, `truncate`, `num_ws`, `z_dim`, `w_dim`, `num_classes`,
     `resolution`, `channels`."""

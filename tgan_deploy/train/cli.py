@@ -15,6 +15,7 @@ from tgan_deploy.train.settings import Provenance, resolve
 # option name -> config key it overrides
 OVERRIDES = {
     "data": "data.source",
+    "arch": "model.arch",
     "objective": "objective.name",
     "pairing": "objective.pairing",
     "resolution": "model.resolution",
@@ -62,6 +63,10 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
                                            "builtin:mnist5k / builtin:digits / builtin:ring8 / builtin:grid25. "
                                            "It chooses a preset (e.g. 2-D points: the toy MLP setup), printed "
                                            "at start; --config and --set override it.")
+@click.option("--arch", type=click.Choice(["dcgan", "mlp", "stylegan2"]), default=None,
+              help="Networks: dcgan (the T-GAN reference's, the default for images), mlp (2-D points, chosen by their "
+                   "preset) or stylegan2 (StyleGAN2's generator and discriminator trunk under the pair head, with its "
+                   "own preset per resolution; docs/training.md, StyleGAN2).")
 @click.option("--objective", default=None,
               help="Loss: t-sgan, t-wgan, t-lsgan, t-hinge (T-GANs) or sgan, rsgan, rasgan, ralsgan, hinge, wgan-gp.")
 @click.option("--pairing", default=None, help="T-objectives: index (real i with fake i, the reference), "
@@ -88,9 +93,10 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
               help="TorchScript feature detector for image data (Inception's inception-2015-12-05.pt); default: "
                    "the one in ~/.cache/tgan-deploy/features/ if it is there (docs/evaluation.md). Digits and 2-D "
                    "data need none.")
-@click.option("--init-from", default=None, metavar="CHECKPOINT|RUN",
+@click.option("--init-from", default=None, metavar="CHECKPOINT|RUN|FILE.pkl|FILE.pt",
               help="Fine-tune: start from a trained model's weights (a run directory's best.pt, else its newest "
-                   "checkpoint), wherever names and shapes match; fresh optimiser state.")
+                   "checkpoint, or an NVlabs .pkl / rosinality .pt StyleGAN2 with --arch stylegan2), wherever names "
+                   "and shapes match; fresh optimiser state.")
 @click.option("--freeze-d", type=int, default=None, metavar="N",
               help="FreezeD: keep the critic's first N encoder blocks fixed (with --init-from) [default: 0].")
 @click.option("--resume", is_flag=True,
@@ -101,7 +107,7 @@ def parse_set(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Set any config key, e.g. --set optim.lr_g=1e-4 --set run.checkpoint_every=200 (repeatable; "
                    "applied last).")
-def main(config: str | None, data: str | None, objective: str | None, pairing: str | None,
+def main(config: str | None, data: str | None, arch: str | None, objective: str | None, pairing: str | None,
          resolution: int | None, batch_size: int | None, steps: int | None, out: str | None, device: str | None,
          seed: int | None, conditional: bool | None, augment: str | None, eval_every: int | None,
          eval_features: str | None, init_from: str | None, freeze_d: int | None, resume: bool, force: bool,
@@ -115,6 +121,8 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
       tgan-train --data builtin:mnist5k --conditional --out runs/cmnist  # G(z, digit)
       tgan-train --data builtin:mnist5k --set data.limit=500 --augment auto --out runs/small
       tgan-train --data my_images/ --init-from runs/mnist --freeze-d 2 --out runs/tuned
+      tgan-train --data builtin:mnist5k --arch stylegan2 --conditional --steps 1000 --out runs/sg2
+      tgan-train --data faces/ --arch stylegan2 --resolution 64 --init-from ffhq.pkl --augment ada --out runs/ft
       tgan-train --out runs/mnist --resume
       torchrun --nproc_per_node 2 -m tgan_deploy.train --config cfg.yaml --out runs/ddp
 
@@ -123,9 +131,10 @@ def main(config: str | None, data: str | None, objective: str | None, pairing: s
     """
     from tgan_deploy.train.loop import train
 
-    values = dict(data=data, objective=objective, pairing=pairing, resolution=resolution, batch_size=batch_size,
-                  steps=steps, out=out, device=device, seed=seed, conditional=conditional or None, augment=augment,
-                  eval_every=eval_every, eval_features=eval_features, init_from=init_from, freeze_d=freeze_d)
+    values = dict(data=data, arch=arch, objective=objective, pairing=pairing, resolution=resolution,
+                  batch_size=batch_size, steps=steps, out=out, device=device, seed=seed,
+                  conditional=conditional or None, augment=augment, eval_every=eval_every,
+                  eval_features=eval_features, init_from=init_from, freeze_d=freeze_d)
     overrides: dict[str, Any] = {OVERRIDES[k]: v for k, v in values.items() if v is not None}
     overrides.update(parse_set(sets))
     cfg, provenance = resolve_config(config, out, resume, overrides)

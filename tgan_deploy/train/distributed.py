@@ -86,6 +86,17 @@ def gather_cat(x: torch.Tensor, ctx: Context) -> torch.Tensor:
     return torch.cat(all_gather(x), dim=0)
 
 
+@torch.no_grad()
+def mean_over_ranks(x: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """The mean of a per-rank statistic over the ranks (each rank's from an equal share of the global batch, so
+    this is the global batch's), without gradients; x itself when single-process."""
+    if not ctx.enabled:
+        return x
+    total = x.clone()
+    dist.all_reduce(total)
+    return total / ctx.world_size
+
+
 def any_rank(flag: bool, ctx: Context, device: torch.device) -> bool:
     """True on every rank if `flag` is true on any rank (so all ranks take the same branch)."""
     if not ctx.enabled:

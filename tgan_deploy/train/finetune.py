@@ -1,6 +1,7 @@
 """Fine-tuning: a new run that starts from a trained model's weights (run.init_from), and FreezeD.
 
-`load_parent` reads the parent (a checkpoint file, or a run directory: its best.pt, else its newest step) and
+`load_parent` reads the parent (a checkpoint file, or a run directory: its best.pt, else its newest step, or an
+imported StyleGAN2 file: NVlabs .pkl, rosinality .pt, whose discriminator becomes the critic's encoder) and
 refuses, in one line and before anything is written, a parent whose images the new model cannot make
 (another architecture, resolution or channel count). `init_weights` then copies every tensor of G, the
 critic (E, D, projection) and the EMA generator whose name and shape match, and names what stayed fresh: a
@@ -14,6 +15,7 @@ transfers its low-level features and leaves fewer parameters to overfit a small 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -25,18 +27,55 @@ from tgan_deploy.errors import TganError
 MUST_MATCH = ("arch", "resolution", "channels")
 
 
+def read_parent(source: str) -> dict[str, Any]:
+    """A checkpoint of ours or a run directory (load_checkpoint's dict); or a StyleGAN2 file, an NVlabs .pkl or a
+    rosinality .pt, converted by foreign/convert.py (which executes nothing of the file) into the same dict."""
+    from tgan_deploy.checkpoint import checked_classes, load_checkpoint
+    from tgan_deploy.errors import CheckpointError
+
+    path = Path(source)
+    if not path.is_file() or _is_zip(path):  # ours (torch.save's zip) or a run directory, else a foreign pickle
+        try:
+            return load_checkpoint(source)
+        except CheckpointError:
+            if not path.is_file():
+                raise
+    from tgan_deploy.foreign.convert import convert_file
+
+    try:
+        parent = convert_file(source)
+    except TganError as exc:
+        raise CheckpointError(f"--init-from {source} is neither a tgan-deploy checkpoint nor a StyleGAN2 file "
+                              f"(NVlabs .pkl, rosinality .pt): {str(exc).removeprefix(f'{source}: ')}") from None
+    parent["config_obj"] = TrainConfig.from_dict(parent["config"])
+    model = parent["config_obj"].model
+    parent["classes"] = checked_classes(parent.get("classes"), model.num_classes, source)
+    parent["path"] = source
+    return parent
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
+
+
 def load_parent(cfg: TrainConfig) -> dict[str, Any]:
     """The parent checkpoint of run.init_from, checked against cfg.model; raises a one-line TganError."""
-    from tgan_deploy.checkpoint import load_checkpoint
     from tgan_deploy.io import file_sha256
 
-    parent = load_checkpoint(cfg.run.init_from)
+    parent = read_parent(cfg.run.init_from)
     theirs = parent["config_obj"].model
     for name in MUST_MATCH:
         if getattr(theirs, name) != getattr(cfg.model, name) and not (cfg.model.arch == "mlp" and name != "arch"):
             raise TganError(f"--init-from {parent['path']} has model.{name} {getattr(theirs, name)!r}, this run "
                             f"{getattr(cfg.model, name)!r}: fine-tune from a parent with the same {name} "
                             f"(or set model.{name} {getattr(theirs, name)!r})")
+    if parent.get("origin") and parent.get("critic") is not None:  # an imported StyleGAN2: its D, in our names
+        from tgan_deploy.objectives import get_objective
+        from tgan_deploy.train.style import critic_state_from_discriminator
+
+        single_sample = not get_objective(cfg.objective.name).pairwise
+        parent["critic"] = critic_state_from_discriminator(parent["critic"], single_sample)
     parent["sha256"] = file_sha256(parent["path"])
     return parent
 
@@ -74,7 +113,12 @@ def _layers(names: list[str]) -> list[str]:
 
 
 def encoder_blocks(encoder: nn.Module) -> list[list[nn.Parameter]]:
-    """The encoder's blocks in input order: each conv/linear layer with the normalisation layers after it."""
+    """The encoder's blocks in input order: each conv/linear layer with the normalisation layers after it;
+    StyleGAN2's trunk: its resolution blocks b{R} ... b8, then the 4x4 epilogue (StyleGAN2-ADA's --freezed)."""
+    from tgan_deploy.models.stylegan2 import StyleGAN2Discriminator
+
+    if isinstance(encoder, StyleGAN2Discriminator):
+        return [list(getattr(encoder, f"b{res}").parameters()) for res in [*encoder.resolutions, 4]]
     blocks: list[list[nn.Parameter]] = []
     for module in encoder.modules():
         # parameters() of the layer itself includes a spectral-norm parametrisation's `original` weight

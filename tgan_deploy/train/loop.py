@@ -1,6 +1,6 @@
 """The training loop, readable top to bottom: `train(cfg)`.
 
-One iteration (docs/method.md §2.4, the reference bojone/T-GANs):
+One iteration (../shared/docs/tgan-method.md §2, the reference bojone/T-GANs):
   1. optim.critic_steps critic steps: fresh real batch, fresh z, fakes from G without gradients;
      E and D minimise the objective's critic loss (reals and fakes encoded in separate calls).
   2. optim.generator_steps generator steps: fresh real batch, fresh z; E and D are frozen
@@ -36,15 +36,16 @@ from torch import nn
 
 from tgan_deploy.checkpoint import load_state_dict_checked
 from tgan_deploy.checkpoint_metadata import WEIGHT_KEYS, sampling_weights
-from tgan_deploy.config import TrainConfig
+from tgan_deploy.config import STYLE_ARCHS, TrainConfig
 from tgan_deploy.errors import TganError
 from tgan_deploy.io import link_atomic
 from tgan_deploy.models import build_critic, build_generator
 from tgan_deploy.objectives import get_objective
-from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state
+from tgan_deploy.train import conditional, distributed, evaluation, finetune, plots, rundir, state, style
 from tgan_deploy.train.augment import Augmenter, resolve_policy
 from tgan_deploy.train.ema import EMA
 from tgan_deploy.train.logging import RunLogger, read_metrics, truncate_metrics
+from tgan_deploy.train.regularisers import PathLengthGeneratorStep, R1CriticStep
 from tgan_deploy.train.runlock import run_lock
 from tgan_deploy.train.scores import GlobalScores
 from tgan_deploy.train.settings import Provenance, write_config
@@ -218,17 +219,25 @@ def setup(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, r
         cfg.run.init_from_sha256 = parent["sha256"]
         if provenance is not None:
             provenance.sources["run.init_from_sha256"] = f"sha256 of {parent['path']} (run.init_from)"
+    if cfg.model.arch in STYLE_ARCHS:
+        style_before = cfg.model.style
+        style.configure(cfg, parent)
+        if provenance is not None and cfg.model.style is not style_before:
+            provenance.sources["model.style"] = (f"the architecture of {parent['path']} (run.init_from)" if parent
+                                                 else "tgan-train, from model.channel_base, channel_max, w_dim, ...")
     if cfg.optim.batch_size % ctx.world_size:
         raise TganError(f"optim.batch_size {cfg.optim.batch_size} is the global batch and must divide evenly "
                         f"over {ctx.world_size} processes: pick a multiple of {ctx.world_size}")
+    style.check_batch(cfg, cfg.optim.batch_size // ctx.world_size)
     stream = make_loader(dataset.labelled() if cfg.data.conditional else dataset,
                          cfg.optim.batch_size // ctx.world_size, seed=cfg.run.seed, shuffle=True,
                          workers=cfg.data.workers, pin_memory=device.type == "cuda", distributed=ctx.enabled,
                          rank=ctx.rank, world_size=ctx.world_size, drop_last=True)
 
     # -- models, EMA, optimisers, random generators ---------------------------------------------
+    objective = get_objective(cfg.objective.name)
     G = build_generator(cfg.model).to(device)
-    critic = build_critic(cfg.model).to(device)
+    critic = build_critic(cfg.model, single_sample=not objective.pairwise).to(device)
     ema = EMA(G, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     frozen = finetune.freeze_blocks(critic, cfg.optim.freeze_d)  # FreezeD; stays frozen (see set_trainable)
     if ctx.enabled and cfg.run.sync_batchnorm:
@@ -238,7 +247,10 @@ def setup(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, r
     opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2))
     noise_rng = torch.Generator(device).manual_seed(cfg.run.seed + 1)  # z and WGAN-GP's interpolation
     pair_rng = torch.Generator().manual_seed(cfg.run.seed + 2)  # perm:K permutations (make_pairs draws on CPU)
-    objective = get_objective(cfg.objective.name)
+    # The generator as the training steps run it: a style generator tracks w_avg and mixes styles (train/style.py).
+    style_training = style.StyleTraining(G, cfg.model.style_mixing, cfg.optim.batch_size, noise_rng, ctx) \
+        if cfg.model.arch in STYLE_ARCHS else None
+    generate: nn.Module = style_training or G
     scorer = GlobalScores(critic, objective, cfg.objective, ctx, pair_rng, noise_rng)
     augment = Augmenter(cfg.augment, policy, cfg.optim.batch_size, noise_rng)
     parts = Parts(cfg, G, critic, ema, opt_g, opt_d, noise_rng, pair_rng, augment, run_dir, ctx.is_main)
@@ -261,18 +273,25 @@ def setup(cfg: TrainConfig, ctx: distributed.Context, device: torch.device, *, r
         truncate_metrics(run_dir, start)
 
     # -- the two steps: DDP wraps what is differentiated under torchrun --------------------------
-    G_train: nn.Module = G
+    G_train: nn.Module = generate
     critic_train: nn.Module = scorer
     if ctx.enabled:
         ddp_kwargs: dict[str, Any] = {"device_ids": [device.index]} if device.type == "cuda" else {}
-        G_train = nn.parallel.DistributedDataParallel(G, **ddp_kwargs)
+        G_train = nn.parallel.DistributedDataParallel(generate, **ddp_kwargs)
         critic_train = nn.parallel.DistributedDataParallel(scorer, **ddp_kwargs)
     autocast = autocast_for(device, cfg.optim.amp)
     latents = Latents(cfg, ctx, device, noise_rng)
-    critic_step = CriticStep(G=G, model=critic, scores=critic_train, objective=objective, augment=augment,
+    critic_step = CriticStep(G=generate, model=critic, scores=critic_train, objective=objective, augment=augment,
                              optimizer=opt_d, latents=latents, autocast=autocast, gp_weight=cfg.objective.gp_weight)
     generator_step = GeneratorStep(G=G_train, model=G, scores=scorer, objective=objective, augment=augment,
                                    optimizer=opt_g, latents=latents, autocast=autocast)
+    # lazy regularisers: the same steps with one more term (train/regularisers.py)
+    if cfg.objective.r1_gamma > 0:
+        critic_step = R1CriticStep(**vars(critic_step), r1_gamma=cfg.objective.r1_gamma,
+                                   r1_interval=cfg.objective.r1_interval)
+    if style_training is not None and cfg.objective.pl_weight > 0:
+        generator_step = PathLengthGeneratorStep(**vars(generator_step), settings=cfg.objective, style=style_training,
+                                                 trainer=lambda: parts.trainer)
     return Run(cfg, run_dir, device, dataset, stream, parts, critic_step, generator_step, frozen, evaluator,
                start, initial)
 

@@ -10,6 +10,7 @@ values and the evidence for each are in docs/training.md ("Presets"):
   SGAN-family critics stay at chance (loss 2 ln 2). t-wgan keeps spectral norm, its Lipschitz constraint.
 - builtin:mnist5k (28 px) and builtin:digits (8 px): one channel at 32 px, the smallest size the DCGAN makes.
 - image folders and .npz images: the channels of the images (grayscale data trains a 1-channel model).
+- --arch stylegan2 (a second preset, over the data's): StyleGAN2-ADA's settings per resolution, narrow at 32 px.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ TOY_MODEL = {"model.arch": "mlp", "model.latent_dim": 2, "model.toy_hidden": 128
 TOY_OPTIM = {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "optim.beta1": 0.8, "optim.batch_size": 100,
              "optim.ema_decay": 0.0}
 SMALL_DIGITS = {"model.channels": 1, "model.resolution": 32}
+
+
+# --arch stylegan2, per resolution (docs/training.md, Presets): StyleGAN2-ADA's "auto" config (widths
+# min(16384 / r, 512), w 512, 2 mapping layers, Adam 0.0025 with betas (0, 0.99), one critic step per generator
+# step, batch min(4096 / r, 32), G EMA half-life 10k images, R1 gamma 0.0002 r^2 / batch every 16 critic steps),
+# except at 32 px and below, where widths min(1024 / r, 64) and z, w 64 train on a 2-core CPU.
+STYLEGAN2_NARROW = {"model.channel_base": 1024, "model.channel_max": 64, "model.latent_dim": 64, "model.w_dim": 64}
+STYLEGAN2_WIDE = {"model.channel_base": 16384, "model.channel_max": 512, "model.latent_dim": 512, "model.w_dim": 512}
+STYLEGAN2_OPTIM = {"optim.lr_g": 0.0025, "optim.lr_d": 0.0025, "optim.beta1": 0.0, "optim.beta2": 0.99,
+                   "optim.critic_steps": 1, "optim.generator_steps": 1,
+                   "optim.ema_decay": 0.5 ** (32 / 10_000)}  # ADA: ema_kimg = batch * 10 / 32 -> 32 / 10k per image
+R1_GAMMA_PER_PIXEL = 0.0002  # StyleGAN2-ADA's auto config: gamma = 0.0002 res^2 / batch
+R1_INTERVAL = 16  # StyleGAN2's lazy regularisation interval for the critic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +52,22 @@ def toy_spectral_norm(objective: str) -> str:
 
 def toy_preset(name: str, objective: str) -> Preset:
     return Preset(name, TOY_MODEL | {"model.spectral_norm": toy_spectral_norm(objective)} | TOY_OPTIM)
+
+
+def stylegan2_batch(resolution: int) -> int:
+    """StyleGAN2-ADA's auto batch on one GPU: min(4096 / res, 32)."""
+    return max(1, min(4096 // resolution, 32))
+
+
+def stylegan2_preset(resolution: int, batch_size: int | None) -> Preset:
+    """The --arch stylegan2 preset at `resolution`; R1's gamma follows the batch the run will use (the user's
+    `batch_size` if given, else the preset's)."""
+    batch = batch_size or stylegan2_batch(resolution)
+    widths = STYLEGAN2_NARROW if resolution <= 32 else STYLEGAN2_WIDE
+    values = widths | STYLEGAN2_OPTIM | {"optim.batch_size": stylegan2_batch(resolution),
+                                         "objective.r1_gamma": R1_GAMMA_PER_PIXEL * resolution**2 / batch,
+                                         "objective.r1_interval": R1_INTERVAL}
+    return Preset(f"stylegan2 {resolution} px", values)
 
 
 def preset_for(source: str, objective: str) -> Preset | None:
@@ -93,7 +123,15 @@ PHRASES: dict[str, Any] = {
     "optim.lr_d": lambda lr: f"critic lr {_number(lr)}",
     "optim.beta1": "beta1 {:g}".format,
     "optim.batch_size": "batch {}".format,
-    "optim.ema_decay": lambda d: "no generator EMA" if d == 0 else f"EMA {d:g}",
+    "optim.ema_decay": lambda d: "no generator EMA" if d == 0 else f"EMA {d:.5g}",
+    "optim.beta2": "beta2 {:g}".format,
+    "optim.critic_steps": "{} critic step(s)".format,
+    "optim.generator_steps": "{} generator step(s) per iteration".format,
+    "model.channel_base": "channel base {}".format,
+    "model.channel_max": "max width {}".format,
+    "model.w_dim": "w {}".format,
+    "objective.r1_gamma": lambda g: f"R1 gamma {g:.4g}",
+    "objective.r1_interval": "every {} critic steps".format,
 }
 
 

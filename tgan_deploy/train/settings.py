@@ -1,4 +1,5 @@
-"""A run's settings and where each came from: defaults <- data preset <- --config file <- options <- --set.
+"""A run's settings and where each came from: defaults <- data preset <- arch preset (--arch stylegan2) <- --config
+file <- options <- --set.
 
 `resolve` returns the config plus, per key, its source: "default", "preset builtin:ring8", "file PATH" or
 "command line". RUN_DIR/config.yaml records the sources as one YAML comment per key, so it stays a plain
@@ -14,9 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tgan_deploy.config import DataConfig, ObjectiveConfig, TrainConfig, read_config_file
+from tgan_deploy.config import DataConfig, ModelConfig, ObjectiveConfig, TrainConfig, read_config_file
 from tgan_deploy.io import write_text_atomic
-from tgan_deploy.train.presets import Preset, describe, preset_for
+from tgan_deploy.train.presets import Preset, describe, preset_for, stylegan2_preset
 
 DEFAULT = "default"
 COMMAND_LINE = "command line"
@@ -48,24 +49,32 @@ def resolve(config_file: str | None, command_line: dict[str, Any]) -> tuple[Trai
         return file_data.get(section, {}).get(name, default) if key in file_keys else default
 
     source = str(chosen("data.source", DataConfig.source))
-    preset = preset_for(source, str(chosen("objective.name", ObjectiveConfig.name)))
+    presets = [preset_for(source, str(chosen("objective.name", ObjectiveConfig.name)))]
+    below = dict(presets[0].values) if presets[0] is not None else {}  # what the arch preset sits on
+    if chosen("model.arch", below.get("model.arch", ModelConfig.arch)) == "stylegan2":
+        batch = chosen("optim.batch_size", None)
+        presets.append(stylegan2_preset(int(chosen("model.resolution", below.get("model.resolution",
+                                                                                  ModelConfig.resolution))),
+                                        None if batch is None else int(batch)))
     cfg = TrainConfig()
-    if preset is not None:
-        cfg.apply_overrides(preset.values)
+    for preset in presets:
+        if preset is not None:
+            cfg.apply_overrides(preset.values)
     cfg.merge(file_data).apply_overrides(command_line)
 
     sources = dict.fromkeys(flat_keys(cfg), DEFAULT)
-    if preset is not None:
-        sources.update(dict.fromkeys(preset.values, f"preset {preset.name}"))
+    for preset in presets:
+        if preset is not None:
+            sources.update(dict.fromkeys(preset.values, f"preset {preset.name}"))
     sources.update({k: recorded.get(k, f"file {config_file}") for k in file_keys})
     sources.update(dict.fromkeys(command_line, COMMAND_LINE))
-    return cfg, Provenance(sources, preset_summary(preset, sources))
+    return cfg, Provenance(sources, "\n".join(filter(None, (preset_summary(p, sources) for p in presets))))
 
 
 def preset_summary(preset: Preset | None, sources: dict[str, str]) -> str:
     if preset is None:
         return ""
-    overridden = [k for k in preset.values if not sources[k].startswith("preset ")]
+    overridden = [k for k in preset.values if sources[k] != f"preset {preset.name}"]
     return describe(preset, overridden)
 
 

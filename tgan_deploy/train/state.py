@@ -38,14 +38,18 @@ class TrainerState:
     g_loss_ema: float = math.nan  # smoothed generator loss (logged)
     best_score: float = math.inf  # the lowest evaluation so far (what best.pt holds) and its iteration
     best_step: int = -1
+    pl_mean: float = 0.0  # the path-length target a of StyleGAN2 §3.2 (objective.pl_weight; train/style.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, entry: dict[str, Any]) -> TrainerState:
-        """From a checkpoint's "trainer" entry (KeyError if a field is missing; extra keys are not ours)."""
-        return cls(**{field.name: entry[field.name] for field in dataclasses.fields(cls)})
+        """From a checkpoint's "trainer" entry; a field it lacks (a checkpoint written before the field existed,
+        such as pl_mean) takes its default, and the best score is reconciled with best.pt after loading anyway;
+        extra keys are not ours."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in entry.items() if name in names})
 
     def smooth_g_loss(self, loss: float, decay: float) -> None:
         """Fold the newest generator loss into g_loss_ema (its first value starts it)."""
