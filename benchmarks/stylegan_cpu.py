@@ -38,6 +38,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -159,6 +160,7 @@ def time_backends(generator: nn.Module, flops: float, z_dim: int, rounds: int) -
                 batch8 = timed(lambda r=run: r(8), max(1, rounds // 2))  # type: ignore[misc]
             results[name] = {"batch1_ms": latency * 1e3, "batch8_s": batch8, "batch8_images_per_s": 8 / batch8,
                              "batch1_gflops": flops / latency / 1e9, "batch8_gflops": 8 * flops / batch8 / 1e9}
+            print(f"{type(generator).__name__}, {name}: {results[name]}", file=sys.stderr, flush=True)
     return results
 
 
@@ -173,6 +175,9 @@ def main() -> None:
     parser.add_argument("--sg3-channel-max", type=int, default=STYLEGAN3_T["channel_max"])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--no-write", action="store_true", help="print only (the tiny check run)")
+    parser.add_argument("--skip-stylegan3", action="store_true",
+                        help="StyleGAN2 only (StyleGAN3-T at 256 px with the original widths ran out of this "
+                             "machine's 24 GB in one attempt)")
     args = parser.parse_args()
     import onnxruntime as ort
 
@@ -182,9 +187,10 @@ def main() -> None:
                                    widths=widths, mapping_layers=args.mapping_layers, conv_clamp=256).eval()
     flops = flops_per_image(generator)
     results = time_backends(generator, flops, args.z_dim, args.rounds)
-    sg3 = stylegan3_t(args.resolution, args.z_dim, args.sg3_channel_base, args.sg3_channel_max)
-    sg3_flops = stylegan3_flops_per_image(sg3)
-    sg3_results = time_backends(sg3, sg3_flops, args.z_dim, args.rounds)
+    sg3 = None if args.skip_stylegan3 else stylegan3_t(args.resolution, args.z_dim, args.sg3_channel_base,
+                                                        args.sg3_channel_max)
+    sg3_flops = 0.0 if sg3 is None else stylegan3_flops_per_image(sg3)
+    sg3_results = {} if sg3 is None else time_backends(sg3, sg3_flops, args.z_dim, args.rounds)
     peak, cpu = cpu_peak_gflops()
     for r in [*results.values(), *sg3_results.values()]:
         r["batch1_share_of_peak"] = r["batch1_gflops"] / peak if peak else float("nan")
@@ -198,15 +204,16 @@ def main() -> None:
               "model": {"resolution": args.resolution, "channel_base": args.channel_base,
                         "channel_max": args.channel_max, "z_dim": args.z_dim, "mapping_layers": args.mapping_layers,
                         "widths": widths, "gflop_per_image": flops / 1e9},
-              "rounds": args.rounds, "results": results, "ratios": ratios,
-              "stylegan3_t": {"model": {"resolution": args.resolution, "channel_base": args.sg3_channel_base,
+              "rounds": args.rounds, "results": results, "ratios": ratios}
+    if sg3 is not None:
+        record["stylegan3_t"] = {"model": {"resolution": args.resolution, "channel_base": args.sg3_channel_base,
                                         "channel_max": args.sg3_channel_max, "z_dim": args.z_dim, "mapping_layers": 2,
                                         "layers": sg3.synthesis.layer_names, "gflop_per_image": sg3_flops / 1e9},
                               "results": sg3_results, "ratios": {
                                   "onnxruntime_vs_eager_batch1": sg3_results["torch eager"]["batch1_ms"]
                                   / sg3_results["onnxruntime"]["batch1_ms"],
                                   "onnxruntime_vs_eager_batch8": sg3_results["torch eager"]["batch8_s"]
-                                  / sg3_results["onnxruntime"]["batch8_s"]}}}
+                                  / sg3_results["onnxruntime"]["batch8_s"]}}
     lines = [f"# StyleGAN2 paper256 on the CPU ({record['date']})", "",
              f"{cpu}, {record['machine']['cores']} cores; torch {torch.__version__} eager vs ONNX Runtime "
              f"{ort.__version__} on our generator.onnx; {flops / 1e9:.1f} GFLOP per image (from the layer shapes); "
@@ -222,17 +229,8 @@ def main() -> None:
               "Against issue 26's figures for the original code in eager mode (another run: indicative only): "
               + ", ".join(f"batch {b}: {ORIGINAL_EAGER_S[b] / ort_s[b]:.2f}x (target {TARGET_SPEEDUP[b]}x)"
                           for b in (1, 8)) + ".", ""]
-    sg3_ratios = record["stylegan3_t"]["ratios"]
-    lines += [f"## StyleGAN3-T, {args.resolution} px (channel_base {args.sg3_channel_base}, channel_max "
-              f"{args.sg3_channel_max}, 2 mapping layers): {sg3_flops / 1e9:.1f} GFLOP per image (convolutions, "
-              "input and dense layers; the filtered leaky ReLU's FIR filters not counted)", "",
-              "| backend | batch 1 (ms) | batch 8 (s) | images/s at 8 | share of peak at 1 | share of peak at 8 |",
-              "|---|---|---|---|---|---|"]
-    for name, r in sg3_results.items():
-        lines.append(f"| {name} | {r['batch1_ms']:.0f} | {r['batch8_s']:.2f} | {r['batch8_images_per_s']:.2f} | "
-                     f"{r['batch1_share_of_peak']:.0%} | {r['batch8_share_of_peak']:.0%} |")
-    lines += ["", f"ONNX Runtime / our eager: {sg3_ratios['onnxruntime_vs_eager_batch1']:.2f}x at batch 1, "
-              f"{sg3_ratios['onnxruntime_vs_eager_batch8']:.2f}x at batch 8 (ratios from this one run).", ""]
+    if sg3 is not None:
+        lines += stylegan3_lines(args, sg3, sg3_flops, sg3_results, record["stylegan3_t"]["ratios"])
     record["vs_issue_original_eager"] = {str(b): ORIGINAL_EAGER_S[b] / ort_s[b] for b in (1, 8)}
     text = "\n".join(lines)
     print(text)
@@ -240,6 +238,20 @@ def main() -> None:
         RESULTS.mkdir(exist_ok=True)
         write_json_atomic(RESULTS / "stylegan-cpu.json", record)
         write_text_atomic(RESULTS / "stylegan-cpu.md", text)
+
+
+def stylegan3_lines(args: argparse.Namespace, sg3: nn.Module, sg3_flops: float,
+                    sg3_results: dict[str, dict[str, float]], sg3_ratios: dict[str, float]) -> list[str]:
+    lines = [f"## StyleGAN3-T, {args.resolution} px (channel_base {args.sg3_channel_base}, channel_max "
+              f"{args.sg3_channel_max}, 2 mapping layers): {sg3_flops / 1e9:.1f} GFLOP per image (convolutions, "
+              "input and dense layers; the filtered leaky ReLU's FIR filters not counted)", "",
+              "| backend | batch 1 (ms) | batch 8 (s) | images/s at 8 | share of peak at 1 | share of peak at 8 |",
+              "|---|---|---|---|---|---|"]
+    for name, r in sg3_results.items():
+        lines.append(f"| {name} | {r['batch1_ms']:.0f} | {r['batch8_s']:.2f} | {r['batch8_images_per_s']:.2f} | "
+                     f"{r['batch1_share_of_peak']:.0%} | {r['batch8_share_of_peak']:.0%} |")
+    return [*lines, "", f"ONNX Runtime / our eager: {sg3_ratios['onnxruntime_vs_eager_batch1']:.2f}x at batch 1, "
+            f"{sg3_ratios['onnxruntime_vs_eager_batch8']:.2f}x at batch 8 (ratios from this one run).", ""]
 
 
 if __name__ == "__main__":
