@@ -35,11 +35,11 @@ cuda-check: install
 	@if command -v nvcc >/dev/null 2>&1; then $(PY) -m tgan_deploy.ops.build --compile-check; \
 	else echo "cuda-check: nvcc not found, skipped"; fi
 
-# pytest-xdist: two workers on the 2-core CI machine (measured in docs/testing.md); TEST_WORKERS=0
-# runs everything in one process.
+# pytest-xdist: two workers on the 2-core CI machine (measured in docs/testing.md), a test file per worker so each
+# module's shared trained models are built once; TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: lint typecheck cuda-check
-	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 demo: install
 	$(PY) -m tgan_deploy demo --out $(DEMO_OUT)

@@ -30,6 +30,14 @@ def _torch_seed() -> None:
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One TGAN_DEPLOY_CACHE for the session (or $TGAN_DEPLOY_TEST_CACHE's), so the MNIST classifier that digit
-    evaluations need is trained once (about 40 s), whichever test needs it first."""
+    evaluations need is trained once (about 40 s), whichever test needs it first. Under pytest-xdist the workers
+    share it (the base temp's parent is the run's, common to all workers; cache files are written atomically, so a
+    worker sees none or a whole one)."""
     reuse = os.environ.get("TGAN_DEPLOY_TEST_CACHE")
-    return Path(reuse) if reuse else tmp_path_factory.mktemp("tgan-cache")
+    if reuse:
+        return Path(reuse)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "tgan-cache"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("tgan-cache")
