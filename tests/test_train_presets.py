@@ -111,6 +111,21 @@ def test_an_explicit_set_and_a_config_file_beat_the_preset(tmp_path: Path) -> No
     assert "width 128" not in line and "no spectral norm" not in line
 
 
+def test_the_stylegan2_preset_learns_from_scratch_at_32_px_and_keeps_adas_settings_otherwise() -> None:
+    from tgan_deploy.train.settings import resolve
+
+    mnist = {"data.source": "builtin:mnist5k", "model.arch": "stylegan2"}
+    scratch, provenance = resolve(None, mnist)  # the 2-core CPU preset (docs/training.md, experiments/stylegan2_sweep)
+    assert (scratch.optim.lr_g, scratch.optim.lr_d, scratch.objective.r1_gamma) == (0.01, 0.0025, 10.0)
+    assert "G lr 0.01" in provenance.preset_line and "R1 gamma 10," in provenance.preset_line
+    tuned, provenance = resolve(None, mnist | {"run.init_from": "parent.pkl"})  # fine-tuning: StyleGAN2-ADA's
+    assert (tuned.optim.lr_g, tuned.objective.r1_gamma) == (0.0025, 0.0002 * 32**2 / 32)
+    assert "stylegan2 32 px fine-tuning preset" in provenance.preset_line
+    wide, _ = resolve(None, mnist | {"model.resolution": 64, "optim.batch_size": 16})
+    assert (wide.optim.lr_g, wide.model.channel_max) == (0.0025, 512)
+    assert wide.objective.r1_gamma == 0.0002 * 64**2 / 16  # the user's batch
+
+
 def test_resume_keeps_the_recorded_sources_and_the_config_reruns(tmp_path: Path) -> None:
     run = tmp_path / "run"
     trained(run, "--data", "builtin:ring8", "--set", "model.toy_hidden=16")

@@ -28,8 +28,14 @@ SMALL_DIGITS = {"model.channels": 1, "model.resolution": 32}
 # --arch stylegan2, per resolution (docs/training.md, Presets): StyleGAN2-ADA's "auto" config (widths
 # min(16384 / r, 512), w 512, 2 mapping layers, Adam 0.0025 with betas (0, 0.99), one critic step per generator
 # step, batch min(4096 / r, 32), G EMA half-life 10k images, R1 gamma 0.0002 r^2 / batch every 16 critic steps),
-# except at 32 px and below, where widths min(1024 / r, 64) and z, w 64 train on a 2-core CPU.
+# except at 32 px and below, the preset that trains on a 2-core CPU: widths min(1024 / r, 64), z and w 64, and
+# STYLEGAN2_CPU_SHORT.
 STYLEGAN2_NARROW = {"model.channel_base": 1024, "model.channel_max": 64, "model.latent_dim": 64, "model.w_dim": 64}
+# At ADA's G lr 0.0025 and R1 gamma 0.0064 these narrow networks collapse within 1,000 iterations (every sample
+# the same digit, the critic separating every pair, conditional accuracy at chance), with any one of a dozen single
+# changes; a 4x G learning rate with R1 gamma 10 holds the critic near chance and learns the classes
+# (experiments/stylegan2_sweep.py, docs/results.md "StyleGAN2").
+STYLEGAN2_CPU_SHORT = {"optim.lr_g": 0.01, "objective.r1_gamma": 10.0}
 STYLEGAN2_WIDE = {"model.channel_base": 16384, "model.channel_max": 512, "model.latent_dim": 512, "model.w_dim": 512}
 STYLEGAN2_OPTIM = {"optim.lr_g": 0.0025, "optim.lr_d": 0.0025, "optim.beta1": 0.0, "optim.beta2": 0.99,
                    "optim.critic_steps": 1, "optim.generator_steps": 1,
@@ -59,15 +65,19 @@ def stylegan2_batch(resolution: int) -> int:
     return max(1, min(4096 // resolution, 32))
 
 
-def stylegan2_preset(resolution: int, batch_size: int | None) -> Preset:
+def stylegan2_preset(resolution: int, batch_size: int | None, fine_tuning: bool = False) -> Preset:
     """The --arch stylegan2 preset at `resolution`; R1's gamma follows the batch the run will use (the user's
-    `batch_size` if given, else the preset's)."""
+    `batch_size` if given, else the preset's). `fine_tuning` (--init-from): StyleGAN2-ADA's optimiser and R1 at
+    every resolution, since STYLEGAN2_CPU_SHORT is for learning from scratch and the parent decides the widths."""
     batch = batch_size or stylegan2_batch(resolution)
-    widths = STYLEGAN2_NARROW if resolution <= 32 else STYLEGAN2_WIDE
-    values = widths | STYLEGAN2_OPTIM | {"optim.batch_size": stylegan2_batch(resolution),
-                                         "objective.r1_gamma": R1_GAMMA_PER_PIXEL * resolution**2 / batch,
-                                         "objective.r1_interval": R1_INTERVAL}
-    return Preset(f"stylegan2 {resolution} px", values)
+    values = STYLEGAN2_OPTIM | {"optim.batch_size": stylegan2_batch(resolution),
+                                "objective.r1_gamma": R1_GAMMA_PER_PIXEL * resolution**2 / batch,
+                                "objective.r1_interval": R1_INTERVAL}
+    if resolution <= 32 and not fine_tuning:
+        return Preset(f"stylegan2 {resolution} px", STYLEGAN2_NARROW | values | STYLEGAN2_CPU_SHORT)
+    if resolution <= 32:
+        return Preset(f"stylegan2 {resolution} px fine-tuning", STYLEGAN2_NARROW | values)
+    return Preset(f"stylegan2 {resolution} px", STYLEGAN2_WIDE | values)
 
 
 def preset_for(source: str, objective: str) -> Preset | None:

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tgan_deploy.config import DataConfig, ModelConfig, ObjectiveConfig, TrainConfig, read_config_file
+from tgan_deploy.config import DataConfig, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig, read_config_file
 from tgan_deploy.io import write_text_atomic
 from tgan_deploy.train.presets import Preset, describe, preset_for, stylegan2_preset
 
@@ -55,7 +55,8 @@ def resolve(config_file: str | None, command_line: dict[str, Any]) -> tuple[Trai
         batch = chosen("optim.batch_size", None)
         presets.append(stylegan2_preset(int(chosen("model.resolution", below.get("model.resolution",
                                                                                   ModelConfig.resolution))),
-                                        None if batch is None else int(batch)))
+                                        None if batch is None else int(batch),
+                                        fine_tuning=bool(chosen("run.init_from", RunConfig.init_from))))
     cfg = TrainConfig()
     for preset in presets:
         if preset is not None:
