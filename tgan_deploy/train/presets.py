@@ -31,10 +31,10 @@ SMALL_DIGITS = {"model.channels": 1, "model.resolution": 32}
 # except at 32 px and below, the preset that trains on a 2-core CPU: widths min(1024 / r, 64), z and w 64, and
 # STYLEGAN2_CPU_SHORT.
 STYLEGAN2_NARROW = {"model.channel_base": 1024, "model.channel_max": 64, "model.latent_dim": 64, "model.w_dim": 64}
-# At ADA's G lr 0.0025 and R1 gamma 0.0064 these narrow networks collapse within 1,000 iterations (every sample
-# the same digit, the critic separating every pair, conditional accuracy at chance), with any one of a dozen single
-# changes; a 4x G learning rate with R1 gamma 10 holds the critic near chance and learns the classes
-# (experiments/stylegan2_sweep.py, docs/results.md "StyleGAN2").
+# At ADA's G lr 0.0025 and R1 gamma 0.0064 these narrow networks collapse within 1,000 iterations (a few digits
+# whatever the label, the critic separating nearly every pair, conditional accuracy at chance), with any one of a
+# dozen single changes too; a 4x G learning rate with R1 gamma 10 keeps the critic nearer chance and learns the
+# classes (experiments/stylegan2_sweep.py, docs/results.md "StyleGAN2").
 STYLEGAN2_CPU_SHORT = {"optim.lr_g": 0.01, "objective.r1_gamma": 10.0}
 STYLEGAN2_WIDE = {"model.channel_base": 16384, "model.channel_max": 512, "model.latent_dim": 512, "model.w_dim": 512}
 STYLEGAN2_OPTIM = {"optim.lr_g": 0.0025, "optim.lr_d": 0.0025, "optim.beta1": 0.0, "optim.beta2": 0.99,
@@ -70,14 +70,14 @@ def stylegan2_preset(resolution: int, batch_size: int | None, fine_tuning: bool 
     `batch_size` if given, else the preset's). `fine_tuning` (--init-from): StyleGAN2-ADA's optimiser and R1 at
     every resolution, since STYLEGAN2_CPU_SHORT is for learning from scratch and the parent decides the widths."""
     batch = batch_size or stylegan2_batch(resolution)
-    values = STYLEGAN2_OPTIM | {"optim.batch_size": stylegan2_batch(resolution),
-                                "objective.r1_gamma": R1_GAMMA_PER_PIXEL * resolution**2 / batch,
-                                "objective.r1_interval": R1_INTERVAL}
-    if resolution <= 32 and not fine_tuning:
-        return Preset(f"stylegan2 {resolution} px", STYLEGAN2_NARROW | values | STYLEGAN2_CPU_SHORT)
-    if resolution <= 32:
-        return Preset(f"stylegan2 {resolution} px fine-tuning", STYLEGAN2_NARROW | values)
-    return Preset(f"stylegan2 {resolution} px", STYLEGAN2_WIDE | values)
+    narrow = resolution <= 32
+    values = (STYLEGAN2_NARROW if narrow else STYLEGAN2_WIDE) | STYLEGAN2_OPTIM | {
+        "optim.batch_size": stylegan2_batch(resolution),
+        "objective.r1_gamma": R1_GAMMA_PER_PIXEL * resolution**2 / batch,
+        "objective.r1_interval": R1_INTERVAL}
+    if narrow and not fine_tuning:
+        values |= STYLEGAN2_CPU_SHORT
+    return Preset(f"stylegan2 {resolution} px{' fine-tuning' if narrow and fine_tuning else ''}", values)
 
 
 def preset_for(source: str, objective: str) -> Preset | None:
